@@ -1,0 +1,140 @@
+"""`distill` command line: a thin layer over distill.train / export / evaluate / examples."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from distill.data import DataError
+from distill.train import TrainConfig, TrainingError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, distil, evaluate and export SharpCam models.")
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@app.callback()
+def _main(log_level: str = typer.Option("INFO", help="Python logging level.")) -> None:
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def train(
+    kind: str = typer.Option("teacher", help="teacher or student."),
+    model: str = typer.Option("{}", help='Model config overrides as JSON, e.g. \'{"channels": 48, "blocks": 6}\'.'),
+    train_dir: Path = typer.Option(Path("../shared/data/train"), help="Folder of clean training images (a DIV2K *_HR folder works)."),
+    val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
+    out: Path = typer.Option(Path("runs/teacher"), help="Run folder: checkpoints, metrics.jsonl, curves.png. Resumes if it holds last.pt."),
+    cache: Path = typer.Option(Path("cache"), help="Where degraded crop pools and teacher targets are cached."),
+    crop: int = typer.Option(128),
+    pool: int = typer.Option(8000, help="Degraded crops in the training pool."),
+    batch: int = typer.Option(16, help="Global batch (split across torchrun processes)."),
+    steps: int = typer.Option(4000),
+    lr: float = typer.Option(1e-3),
+    ema: float = typer.Option(0.999, help="EMA decay of the weights; 0 disables."),
+    eval_every: int = typer.Option(250),
+    checkpoint_minutes: float = typer.Option(3.0),
+    seed: int = typer.Option(0),
+    threads: int = typer.Option(0, help="Torch CPU threads (0 = default)."),
+    teacher: Optional[Path] = typer.Option(None, help="Teacher checkpoint: distil from it. Without it the student learns from ground truth alone."),
+    w_gt: float = typer.Option(1.0, help="Weight of L1(student, ground truth)."),
+    w_kd: float = typer.Option(1.0, help="Weight of L1(student, teacher)."),
+    w_feat: float = typer.Option(0.1, help="Weight of the feature-mimicry L1 (0 disables the adapter)."),
+) -> None:
+    """Train a teacher, or a student (distilled when --teacher is given). Ctrl-C saves; rerun resumes."""
+    from distill.train import train as run
+
+    try:
+        overrides = json.loads(model)
+    except json.JSONDecodeError as e:
+        _fail(f"--model is not valid JSON ({e.msg}); example: '{{\"channels\": 48}}'")
+    cfg = TrainConfig(
+        kind=kind, model=overrides, train_dir=str(train_dir), val_dir=str(val_dir), out=str(out), cache=str(cache),
+        crop=crop, pool=pool, batch=batch, steps=steps, lr=lr, ema=ema, eval_every=eval_every,
+        checkpoint_minutes=checkpoint_minutes, seed=seed, threads=threads, teacher=str(teacher or ""),
+        w_gt=w_gt, w_kd=w_kd, w_feat=w_feat,
+    )
+    try:
+        path = run(cfg)
+    except (DataError, TrainingError, ValueError, TypeError) as e:
+        _fail(str(e))
+    except KeyboardInterrupt:
+        raise typer.Exit(130)
+    typer.echo(f"done: {path}")
+
+
+@app.command()
+def examples(
+    data_dir: Path = typer.Argument(..., help="Folder of clean images."),
+    out: Path = typer.Option(Path("degradations.png"), help="PNG to write."),
+    images: int = typer.Option(4, help="Rows (images) in the grid."),
+    variants: int = typer.Option(5, help="Random degradations per image."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Write a PNG grid: each row a clean crop followed by random webcam degradations of it."""
+    import cv2
+
+    from distill.data import load_images
+    from distill.degrade import example_grid
+
+    try:
+        imgs = load_images(data_dir)[:images]
+    except DataError as e:
+        _fail(str(e))
+    cv2.imwrite(str(out), example_grid(imgs, variants, seed=seed))
+    typer.echo(f"wrote {out}")
+
+
+@app.command()
+def export(
+    checkpoint: Path = typer.Argument(..., help="A last.pt / best.pt written by `distill train`."),
+    out: Path = typer.Argument(..., help="ONNX file to write (fp32)."),
+    name: str = typer.Option("sharpcam", help="Model name stored in the ONNX metadata."),
+    int8: Optional[Path] = typer.Option(None, help="Also write a static INT8 (QDQ) model here."),
+    calib_dir: Path = typer.Option(Path("../shared/data/train"), help="Clean images; degraded with the benchmark chain for INT8 calibration."),
+    calib_images: int = typer.Option(24),
+    facts: str = typer.Option("{}", help="Extra JSON metadata (training data, validation figures…)."),
+) -> None:
+    """Export to the public ONNX contract (+ parity check), optionally INT8 as well."""
+    from distill.data import benchmark_set
+    from distill.export import export_onnx, quantize_int8
+
+    try:
+        result = export_onnx(checkpoint, out, name, json.loads(facts))
+        typer.echo(f"wrote {out}: max |PyTorch − ONNX Runtime| = {result['max_abs_diff']:.2e}")
+        if int8:
+            calib = [d for d, _ in benchmark_set(calib_dir)[:calib_images]]
+            quantize_int8(out, int8, calib)
+            typer.echo(f"wrote {int8} (calibrated on {len(calib)} degraded images from {calib_dir})")
+    except (DataError, TrainingError) as e:
+        _fail(str(e))
+
+
+@app.command()
+def evaluate(
+    model: list[str] = typer.Option([], help="NAME=PATH.onnx, repeatable (name one 'teacher' to get student-vs-teacher)."),
+    val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
+    out: Path = typer.Option(Path("benchmarks/quality"), help="Writes OUT.md and OUT.json."),
+) -> None:
+    """PSNR (RGB, Y) and SSIM of the input, unsharp mask, CAS and each model; student vs teacher."""
+    from distill.evaluate import evaluate as run, to_markdown, write_report
+
+    models = {}
+    for item in model:
+        name, sep, path = item.partition("=")
+        if not sep or not Path(path).is_file():
+            _fail(f"--model {item!r} must be NAME=PATH to an existing .onnx file")
+        models[name] = path
+    try:
+        report = run(val_dir, models)
+    except DataError as e:
+        _fail(str(e))
+    write_report(report, out)
+    typer.echo(to_markdown(report))

@@ -1,0 +1,181 @@
+"""Webcam-like degradations of clean images, seeded and reproducible.
+
+A webcam in a video call loses detail in a fixed physical order: the lens (defocus), the hand or
+the head moving during the exposure (motion blur), a small sensor read out and scaled
+(down-then-up), too few photons (shot + read noise), and finally the encoder that squeezes the
+frame into the call's bitrate (JPEG / H.264). The optical and sensor stages are applied in a
+random order with random strength, noise follows them, and compression is always last, because
+that is where it sits in every real capture chain.
+
+Ranges (each stage fires with probability ``p``):
+
+====================  ====  ==========================================================
+stage                 p     strength
+====================  ====  ==========================================================
+defocus               0.7   Gaussian sigma 0.6–2.2 px, or a disk of radius 1.0–3.0 px
+motion                0.35  linear kernel 3–11 px at any angle, or a random camera
+                            trajectory (random walk) inside a 5–13 px square
+down-then-up scaling  0.5   factor 0.45–0.9, area down, bilinear or bicubic up
+noise                 0.8   Poisson (peak 60–600 photons at white) then Gaussian
+                            sigma 1–6 (on 0–255), luma-correlated across channels
+compression           0.85  JPEG quality 35–90 (60 %) or H.264 CRF 26–38 (40 %)
+====================  ====  ==========================================================
+
+`degrade(img, rng)` draws one random chain; `benchmark_degrade(img, index)` is the same family
+with a seed fixed by the image's index, so a folder of clean images always turns into the same
+degraded validation set.
+"""
+
+from __future__ import annotations
+
+import io
+
+import av
+import cv2
+import numpy as np
+
+BENCHMARK_SEED = 20261124
+
+
+def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+
+
+def _disk_kernel(radius: float) -> np.ndarray:
+    r = int(np.ceil(radius))
+    y, x = np.mgrid[-r : r + 1, -r : r + 1]
+    # Anti-aliased disk: the fraction of each pixel inside the circle, approximated linearly.
+    k = np.clip(radius + 0.5 - np.hypot(x, y), 0.0, 1.0).astype(np.float32)
+    return k / k.sum()
+
+
+def _linear_motion_kernel(length: int, angle: float) -> np.ndarray:
+    k = np.zeros((length, length), np.float32)
+    c = (length - 1) / 2
+    dx, dy = np.cos(angle) * c, np.sin(angle) * c
+    cv2.line(k, (round(c - dx), round(c - dy)), (round(c + dx), round(c + dy)), 1.0, 1, cv2.LINE_AA)
+    return k / k.sum()
+
+
+def _trajectory_kernel(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A shaky hand: a random walk with momentum, splatted into a size×size kernel."""
+    steps = 64
+    vel = rng.normal(0, 1, 2)
+    pos = np.zeros(2)
+    pts = []
+    for _ in range(steps):
+        vel = 0.8 * vel + rng.normal(0, 0.6, 2)
+        pos = pos + vel / steps * size
+        pts.append(pos.copy())
+    pts = np.array(pts)
+    pts -= (pts.max(0) + pts.min(0)) / 2
+    span = np.abs(pts).max()
+    if span > (size - 1) / 2:
+        pts *= (size - 1) / 2 / span
+    k = np.zeros((size, size), np.float32)
+    c = (size - 1) / 2
+    for x, y in pts:
+        cv2.circle(k, (round(c + x), round(c + y)), 0, 1.0, -1)
+    return k / k.sum()
+
+
+def _blur(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT)
+
+
+def _defocus(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.6:
+        return _gaussian_blur(img, rng.uniform(0.6, 2.2))
+    return _blur(img, _disk_kernel(rng.uniform(1.0, 3.0)))
+
+
+def _motion(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() < 0.5:
+        return _blur(img, _linear_motion_kernel(int(rng.integers(3, 12)), rng.uniform(0, np.pi)))
+    return _blur(img, _trajectory_kernel(int(rng.integers(5, 14)), rng))
+
+
+def _rescale(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = img.shape[:2]
+    f = rng.uniform(0.45, 0.9)
+    small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    up = cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC
+    return cv2.resize(small, (w, h), interpolation=up)
+
+
+def _noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    peak = rng.uniform(60, 600)
+    out = rng.poisson(np.clip(img, 0, 1) * peak).astype(np.float32) / peak
+    sigma = rng.uniform(1, 6) / 255
+    # Read noise is mostly shared by the three channels after demosaicing: mix a common luma
+    # component with a smaller per-channel one.
+    common = rng.normal(0, sigma, img.shape[:2] + (1,))
+    out += (0.8 * common + 0.6 * rng.normal(0, sigma, img.shape)).astype(np.float32)
+    return out
+
+
+def _jpeg(img8: np.ndarray, quality: int) -> np.ndarray:
+    ok, buf = cv2.imencode(".jpg", img8, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok, "OpenCV failed to encode JPEG"
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR)
+
+
+def _h264(img8: np.ndarray, crf: int) -> np.ndarray:
+    """One intra frame through libx264 (what a call's encoder does to a key frame)."""
+    h, w = img8.shape[:2]
+    ph, pw = h + h % 2, w + w % 2  # yuv420p needs even sizes
+    padded = cv2.copyMakeBorder(img8, 0, ph - h, 0, pw - w, cv2.BORDER_REFLECT)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="h264") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = pw, ph, "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "ultrafast", "tune": "zerolatency"}
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(padded[..., ::-1]), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
+    buf.seek(0)
+    with av.open(buf, format="h264") as container:
+        decoded = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    return np.ascontiguousarray(decoded[:h, :w, ::-1])
+
+
+def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Degrade a clean uint8 HxWx3 (BGR) image with one random webcam chain; returns uint8."""
+    x = img.astype(np.float32) / 255
+    stages = []
+    if rng.random() < 0.7:
+        stages.append(_defocus)
+    if rng.random() < 0.35:
+        stages.append(_motion)
+    if rng.random() < 0.5:
+        stages.append(_rescale)
+    for i in rng.permutation(len(stages)):
+        x = stages[i](x, rng)
+    if rng.random() < 0.8:
+        x = _noise(x, rng)
+    x8 = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if rng.random() < 0.85:
+        if rng.random() < 0.6:
+            x8 = _jpeg(x8, int(rng.integers(35, 91)))
+        else:
+            x8 = _h264(x8, int(rng.integers(26, 39)))
+    return x8
+
+
+def benchmark_degrade(img: np.ndarray, index: int) -> np.ndarray:
+    """The fixed validation degradation of the `index`-th image of a folder."""
+    return degrade(img, np.random.default_rng([BENCHMARK_SEED, index]))
+
+
+def example_grid(images: list[np.ndarray], variants: int = 5, size: int = 192, seed: int = 0) -> np.ndarray:
+    """A uint8 BGR grid: one row per image, the clean centre crop then `variants` random chains."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for img in images:
+        h, w = img.shape[:2]
+        s = min(size, h, w)
+        crop = img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+        tiles = [crop] + [degrade(crop, rng) for _ in range(variants)]
+        tiles = [cv2.resize(t, (size, size), interpolation=cv2.INTER_NEAREST) for t in tiles]
+        rows.append(np.hstack([cv2.copyMakeBorder(t, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)) for t in tiles]))
+    return np.vstack(rows)

@@ -1,0 +1,320 @@
+"""Training loop for the teacher and the (distilled) student, readable top to bottom.
+
+One function, `train(cfg)`, trains either network. With `cfg.teacher` set it distils:
+
+    loss = w_gt · L1(student, clean) + w_kd · L1(student, teacher) + w_feat · L1(A(f_s), f_t)
+
+where f_s is the student's middle-block feature map, f_t the teacher's 1/4-resolution decoder
+features and A a 1×1 conv adapter (trained with the student, dropped at export). The teacher's
+outputs and features are computed once over the fixed crop pool and cached, so a distilled step
+costs the same as a plain one; with `cfg.teacher` empty the identical student trains on the clean
+targets alone (the ablation).
+
+Runs single-process or under `torchrun` (DDP: gloo on CPU, NCCL on GPU; bf16 autocast on GPU).
+A checkpoint (`last.pt`) is written every few minutes, on Ctrl-C and at the end; running the same
+command again resumes from it. Metrics go to `metrics.jsonl` and `curves.png` in the run folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from distill.data import Pool, benchmark_set, make_pool, to_tensor_batch
+from distill.metrics import psnr
+from distill.models import build, describe
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(Exception):
+    """Training cannot go on; the message says what happened and what to do."""
+
+
+@dataclass
+class TrainConfig:
+    kind: str = "teacher"  # 'teacher' or 'student'
+    model: dict = field(default_factory=dict)  # overrides of TeacherConfig / StudentConfig
+    train_dir: str = "../shared/data/train"
+    val_dir: str = "../shared/data/val"
+    out: str = "runs/teacher"
+    cache: str = "cache"
+    crop: int = 128
+    pool: int = 8000
+    batch: int = 16  # global batch, split across DDP processes
+    steps: int = 4000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    ema: float = 0.999  # EMA of weights used for validation and export; 0 disables
+    eval_every: int = 250
+    checkpoint_minutes: float = 3.0
+    seed: int = 0
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    teacher: str = ""  # teacher checkpoint → distillation; empty → ground truth only
+    w_gt: float = 1.0
+    w_kd: float = 1.0
+    w_feat: float = 0.1
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine decay to 1 % of the peak."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
+    try:
+        return torch.load(path, map_location=map_location, weights_only=False)
+    except FileNotFoundError:
+        raise TrainingError(f"checkpoint {path} does not exist") from None
+    except Exception as e:
+        raise TrainingError(f"checkpoint {path} is not readable ({type(e).__name__}); pass a last.pt written by `distill train`") from None
+
+
+def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> nn.Module:
+    """The network stored in a checkpoint (its EMA weights when present), in eval mode."""
+    ckpt = load_checkpoint(path)
+    arch = dict(ckpt["arch"])
+    model = build(arch.pop("kind"), **arch)
+    model.load_state_dict(ckpt["ema"] if use_ema and ckpt.get("ema") else ckpt["model"])
+    return model.eval()
+
+
+def _file_digest(path: str | Path) -> str:
+    return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
+
+
+@torch.no_grad()
+def teacher_targets(teacher: nn.Module, pool: Pool, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's output (uint8) and 1/4-res features (fp16) for every crop of the pool."""
+    if cache and cache.exists():
+        z = torch.load(cache)
+        return z["out"], z["feat"]
+    outs, feats = [], []
+    for i in tqdm(range(0, len(pool), 32), desc="teacher targets", leave=False):
+        out, feat = teacher(to_tensor_batch(pool.degraded[i : i + 32]), return_features=True)
+        outs.append(out.clamp(0, 1).mul(255).round().to(torch.uint8))
+        feats.append(feat.half())
+    out, feat = torch.cat(outs), torch.cat(feats)
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"out": out, "feat": feat}, cache.with_suffix(".tmp"))
+        cache.with_suffix(".tmp").replace(cache)
+    return out, feat
+
+
+class Trainee(nn.Module):
+    """The network being trained plus, when mimicking features, its 1×1 adapter: one module, so
+    DDP synchronises both and a checkpoint holds both."""
+
+    def __init__(self, net: nn.Module, adapter: nn.Module | None):
+        super().__init__()
+        self.net, self.adapter = net, adapter
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pred, feat = self.net(x, return_features=True)
+        return pred, self.adapter(feat) if self.adapter is not None else feat
+
+
+def pad_to_multiple(x: torch.Tensor, m: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return F.pad(x, (0, -w % m, 0, -h % m), mode="reflect")
+
+
+@torch.no_grad()
+def restore(model: nn.Module, img: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """Run a network on one uint8 BGR image of any size (reflect-padded as the runtime does)."""
+    x = to_tensor_batch(img[None]).to(device)
+    h, w = img.shape[:2]
+    y = model(pad_to_multiple(x, model.cfg.size_multiple))[..., :h, :w]
+    return y.clamp(0, 1).mul(255).round().byte()[0].permute(1, 2, 0).cpu().numpy()[..., ::-1].copy()
+
+
+def validate(model: nn.Module, val: list[tuple[np.ndarray, np.ndarray]], device: str) -> float:
+    """Mean PSNR (dB) over the fixed degraded validation images."""
+    model.eval()
+    scores = [psnr(restore(model, deg, device), clean) for deg, clean in val]
+    model.train()
+    return float(np.mean(scores))
+
+
+def plot_curves(metrics_path: Path, png_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    train_rows = [r for r in rows if "loss" in r]
+    val_rows = [r for r in rows if "val_psnr" in r]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], lw=0.8)
+    a.set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
+    b.plot([r["step"] for r in val_rows], [r["val_psnr"] for r in val_rows], marker="o", ms=3)
+    if val_rows and "input_psnr" in val_rows[0]:
+        b.axhline(val_rows[0]["input_psnr"], color="gray", ls="--", label="degraded input")
+        b.legend()
+    b.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume) and return the path of the final checkpoint."""
+    # ---- processes and devices -------------------------------------------------------------
+    ddp = "RANK" in os.environ
+    rank, world = (int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])) if ddp else (0, 1)
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    if ddp:
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    main = rank == 0
+    out = Path(cfg.out)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    if cfg.batch % world:
+        raise TrainingError(f"--batch {cfg.batch} must be divisible by the {world} processes")
+
+    # ---- data ------------------------------------------------------------------------------
+    pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cfg.cache)
+    val = benchmark_set(cfg.val_dir) if main else []
+    input_psnr = float(np.mean([psnr(d, c) for d, c in val])) if main else 0.0
+
+    # ---- model, optimiser, EMA -------------------------------------------------------------
+    model = build(cfg.kind, **cfg.model).to(device)
+    distilling = bool(cfg.teacher)
+    adapter = None
+    if distilling:
+        teacher = model_from_checkpoint(cfg.teacher)
+        if cfg.w_feat > 0:
+            adapter = nn.Conv2d(model.feature_channels, teacher.feature_channels, 1).to(device)
+        key = f"{_file_digest(cfg.teacher)}-{cfg.pool}-{cfg.crop}-{cfg.seed}"
+        t_out, t_feat = teacher_targets(teacher, pool, Path(cfg.cache) / f"teacher-{key}.pt")
+        del teacher
+    trainee = Trainee(model, adapter)
+    opt = torch.optim.AdamW(trainee.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema else None
+
+    # ---- resume ----------------------------------------------------------------------------
+    step, elapsed, best = 0, 0.0, -math.inf
+    last = out / "last.pt"
+    if last.exists():
+        ckpt = load_checkpoint(last, device)
+        if ckpt["arch"] != describe(model):
+            raise TrainingError(f"{last} holds a {ckpt['arch']} but this run trains a {describe(model)}; pass a new --out or the matching --model options")
+        trainee.load_state_dict(ckpt["trainee"])
+        opt.load_state_dict(ckpt["opt"])
+        if ema is not None and ckpt.get("ema"):
+            ema.load_state_dict(ckpt["ema"])
+        step, elapsed, best = ckpt["step"], ckpt["elapsed"], ckpt["best"]
+        if main:
+            log.info("resumed %s at step %d", last, step)
+    net = nn.parallel.DistributedDataParallel(trainee) if ddp else trainee
+
+    def save(path: Path) -> None:
+        # Never overwrite a good checkpoint with diverged weights.
+        if not main or not all(torch.isfinite(p).all() for p in trainee.parameters()):
+            return
+        torch.save(
+            {
+                "arch": describe(model),
+                "config": asdict(cfg),
+                "trainee": trainee.state_dict(),
+                "model": model.state_dict(),
+                "ema": ema.state_dict() if ema is not None else None,
+                "opt": opt.state_dict(),
+                "step": step,
+                "elapsed": elapsed,
+                "best": best,
+            },
+            path.with_suffix(".tmp"),
+        )
+        path.with_suffix(".tmp").replace(path)
+
+    # ---- loop ------------------------------------------------------------------------------
+    metrics = (out / "metrics.jsonl").open("a", buffering=1) if main else None  # line-buffered: readable live
+    autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
+    per_rank = cfg.batch // world
+    bar = tqdm(total=cfg.steps, initial=step, disable=not main, dynamic_ncols=True)
+    t0, last_save = time.time() - elapsed, time.time()
+    try:
+        while step < cfg.steps:
+            # Batches depend only on (seed, rank, step): a resumed run draws what it would have.
+            idx = np.sort(np.random.default_rng([cfg.seed, rank, step]).integers(0, len(pool), per_rank))
+            x = to_tensor_batch(pool.degraded[idx]).to(device)
+            y = to_tensor_batch(pool.clean[idx]).to(device)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, step)
+            with autocast:
+                pred, feat = net(x)
+                terms = {"gt": F.l1_loss(pred, y)}
+                if distilling:
+                    terms["kd"] = F.l1_loss(pred, t_out[idx].to(device).float().div(255))
+                    if cfg.w_feat > 0:
+                        terms["feat"] = F.l1_loss(feat, t_feat[idx].to(device).float())
+                loss = cfg.w_gt * terms["gt"] + cfg.w_kd * terms.get("kd", 0) + cfg.w_feat * terms.get("feat", 0)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {loss.item()} at step {step}; the last good checkpoint is {last} — lower --lr and run again to resume")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainee.parameters(), 1.0)
+            opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for pe, pm in zip(ema.parameters(), model.parameters()):
+                        pe.lerp_(pm, 1 - cfg.ema)
+            step += 1
+            elapsed = time.time() - t0
+            bar.update(1)
+            if main and step % 10 == 0:
+                row = {"step": step, "time": round(elapsed, 1), "lr": lr_at(cfg, step), "loss": loss.item()}
+                row.update({f"loss_{k}": v.item() for k, v in terms.items()})
+                metrics.write(json.dumps(row) + "\n")
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            if main and (step % cfg.eval_every == 0 or step == cfg.steps):
+                score = validate(ema if ema is not None else model, val, device)
+                metrics.write(json.dumps({"step": step, "time": round(elapsed, 1), "val_psnr": score, "input_psnr": input_psnr}) + "\n")
+                bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{score:.2f}dB (+{score - input_psnr:.2f})")
+                if score > best:
+                    best = score
+                    save(out / "best.pt")
+            if time.time() - last_save > cfg.checkpoint_minutes * 60:
+                save(last)
+                last_save = time.time()
+    except KeyboardInterrupt:
+        save(last)
+        if main:
+            log.warning("interrupted at step %d; checkpoint saved to %s — run the same command to resume", step, last)
+        raise
+    finally:
+        bar.close()
+        if metrics:
+            metrics.close()
+        if ddp:
+            dist.destroy_process_group()
+    save(last)
+    if main:
+        plot_curves(out / "metrics.jsonl", out / "curves.png")
+    return last

@@ -1,0 +1,122 @@
+"""Tiny ONNX models, built with `onnx.helper`, that follow (or deliberately break) the model contract.
+
+The runtime is tested on real ONNX Runtime sessions, so tests need real models; these are a few
+hundred bytes each and are written into `tmp_path`. Contract: input `input` float32 [1,3,H,W]
+RGB in [0,1], output [1,3,H,W] RGB in [0,1], dynamic H/W, metadata `vcam.size_multiple`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 17
+DYNAMIC = [1, 3, "H", "W"]
+
+
+def _save(path: str | Path, nodes: list, inputs: list, outputs: list, initializers: list,
+          metadata: dict[str, str]) -> Path:
+    graph = helper.make_graph(nodes, "vcam_test", inputs, outputs, initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="vcam-tests")
+    model.ir_version = 8  # readable by every onnxruntime the package supports
+    helper.set_model_props(model, metadata)
+    onnx.checker.check_model(model)
+    path = Path(path)
+    onnx.save(model, path)
+    return path
+
+
+def _metadata(size_multiple: int | str | None, name: str, extra: dict[str, str] | None) -> dict:
+    meta = {"vcam.name": name, "vcam.version": "0.0.1", "vcam.architecture": "test",
+            "vcam.training": "none (built by tests/onnx_models.py)"}
+    if size_multiple is not None:
+        meta["vcam.size_multiple"] = str(size_multiple)
+    meta.update(extra or {})
+    return meta
+
+
+def make_identity_model(path: str | Path, size_multiple: int | str | None = 1,
+                        metadata: dict[str, str] | None = None) -> Path:
+    """Output == input: lets tests check that pre/post-processing is lossless."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, DYNAMIC)
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
+    node = helper.make_node("Identity", ["input"], ["output"])
+    return _save(path, [node], [x], [y], [], _metadata(size_multiple, "identity", metadata))
+
+
+def make_sharpen_model(path: str | Path, size_multiple: int = 4, amount: float = 1.0,
+                       metadata: dict[str, str] | None = None) -> Path:
+    """A fixed per-channel 3x3 Laplacian sharpen, clipped to [0,1]: raises edge energy."""
+    k = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32) * amount
+    k[1, 1] += 1.0
+    weight = numpy_helper.from_array(np.tile(k, (3, 1, 1, 1)).astype(np.float32), "weight")
+    lo = numpy_helper.from_array(np.array(0.0, np.float32), "lo")
+    hi = numpy_helper.from_array(np.array(1.0, np.float32), "hi")
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, DYNAMIC)
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
+    nodes = [
+        helper.make_node("Conv", ["input", "weight"], ["conv"], group=3, pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["conv", "lo", "hi"], ["output"]),
+    ]
+    return _save(path, nodes, [x], [y], [weight, lo, hi],
+                 _metadata(size_multiple, "laplacian-sharpen", metadata))
+
+
+def make_wrong_input_name_model(path: str | Path) -> Path:
+    """Input called `image` instead of `input`."""
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, DYNAMIC)
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
+    node = helper.make_node("Identity", ["image"], ["output"])
+    return _save(path, [node], [x], [y], [], _metadata(1, "wrong-name", None))
+
+
+def make_wrong_rank_model(path: str | Path) -> Path:
+    """Input [3,H,W] (no batch axis)."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [3, "H", "W"])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
+    axes = numpy_helper.from_array(np.array([0], np.int64), "axes")
+    node = helper.make_node("Unsqueeze", ["input", "axes"], ["output"])
+    return _save(path, [node], [x], [y], [axes], _metadata(1, "wrong-rank", None))
+
+
+def make_int_input_model(path: str | Path) -> Path:
+    """Input uint8 instead of float32."""
+    x = helper.make_tensor_value_info("input", TensorProto.UINT8, DYNAMIC)
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
+    node = helper.make_node("Cast", ["input"], ["output"], to=TensorProto.FLOAT)
+    return _save(path, [node], [x], [y], [], _metadata(1, "int-input", None))
+
+
+def make_wrong_channels_model(path: str | Path) -> Path:
+    """Input [1,4,H,W]: RGBA instead of RGB."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 4, "H", "W"])
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 4, "H", "W"])
+    node = helper.make_node("Identity", ["input"], ["output"])
+    return _save(path, [node], [x], [y], [], _metadata(1, "wrong-channels", None))
+
+
+def make_static_shape_model(path: str | Path, height: int = 64, width: int = 64) -> Path:
+    """Input fixed to [1,3,64,64]: would only accept one frame size."""
+    shape = [1, 3, height, width]
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, shape)
+    node = helper.make_node("Identity", ["input"], ["output"])
+    return _save(path, [node], [x], [y], [], _metadata(1, "static", None))
+
+
+def make_wrong_output_rank_model(path: str | Path) -> Path:
+    """Output [3,H,W]: batch axis squeezed away."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, DYNAMIC)
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [3, "H", "W"])
+    axes = numpy_helper.from_array(np.array([0], np.int64), "axes")
+    node = helper.make_node("Squeeze", ["input", "axes"], ["output"])
+    return _save(path, [node], [x], [y], [axes], _metadata(1, "wrong-output-rank", None))
+
+
+def make_bad_size_multiple_model(path: str | Path, value: str = "four") -> Path:
+    """A contract-following graph whose `vcam.size_multiple` is not a positive integer."""
+    return make_identity_model(path, size_multiple=value)

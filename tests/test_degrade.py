@@ -1,0 +1,64 @@
+import cv2
+import numpy as np
+import pytest
+
+from distill import degrade as D
+from distill.metrics import psnr
+
+
+@pytest.fixture(scope="module")
+def clean():
+    rng = np.random.default_rng(3)
+    img = cv2.resize((rng.random((12, 12, 3)) * 255).astype(np.uint8), (96, 80), interpolation=cv2.INTER_CUBIC)
+    cv2.putText(img, "Sharp", (4, 50), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (255, 255, 255), 2)
+    return img
+
+
+def test_same_seed_same_result_and_different_seeds_differ(clean):
+    a = D.degrade(clean, np.random.default_rng(7))
+    b = D.degrade(clean, np.random.default_rng(7))
+    c = D.degrade(clean, np.random.default_rng(8))
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert a.dtype == np.uint8 and a.shape == clean.shape
+
+
+def test_benchmark_degradation_is_fixed_per_index(clean):
+    assert np.array_equal(D.benchmark_degrade(clean, 3), D.benchmark_degrade(clean, 3))
+    assert not np.array_equal(D.benchmark_degrade(clean, 3), D.benchmark_degrade(clean, 4))
+
+
+def test_odd_sizes_survive_every_stage(clean):
+    odd = clean[:45, :67]
+    for seed in range(12):
+        assert D.degrade(odd, np.random.default_rng(seed)).shape == odd.shape
+    assert D._h264(odd, 30).shape == odd.shape
+
+
+def test_degradation_strength_stays_in_a_webcam_range(clean):
+    scores = [psnr(D.degrade(clean, np.random.default_rng(s)), clean) for s in range(40)]
+    finite = [s for s in scores if np.isfinite(s)]
+    # Visibly degraded on average, never destroyed: a network can learn to undo this.
+    assert 20 < np.median(finite) < 34
+    assert min(finite) > 14
+
+
+@pytest.mark.parametrize("kernel", [D._disk_kernel(2.3), D._linear_motion_kernel(9, 0.7), D._trajectory_kernel(11, np.random.default_rng(0))])
+def test_blur_kernels_preserve_brightness(kernel):
+    assert kernel.sum() == pytest.approx(1.0, abs=1e-5)
+    assert (kernel >= 0).all()
+
+
+def test_each_stage_degrades(clean):
+    x = clean.astype(np.float32) / 255
+    rng = np.random.default_rng(0)
+    for stage in (D._defocus, D._motion, D._rescale, D._noise):
+        y = (np.clip(stage(x, rng), 0, 1) * 255 + 0.5).astype(np.uint8)
+        assert 15 < psnr(y, clean) < 45, stage.__name__
+    assert psnr(D._jpeg(clean, 40), clean) < psnr(D._jpeg(clean, 90), clean)
+    assert psnr(D._h264(clean, 38), clean) < psnr(D._h264(clean, 26), clean)
+
+
+def test_example_grid_layout(clean):
+    grid = D.example_grid([clean, clean], variants=3, size=64)
+    assert grid.shape == (2 * 68, 4 * 68, 3)

@@ -1,0 +1,50 @@
+import torch
+from torch import nn
+
+from distill.models import Student, StudentConfig, Teacher, TeacherConfig, build, describe
+from distill_fixtures import TINY_STUDENT, TINY_TEACHER
+
+
+def test_untrained_networks_are_the_identity():
+    x = torch.rand(1, 3, 32, 48)
+    for model in (build("teacher", **TINY_TEACHER), build("student", **TINY_STUDENT)):
+        assert torch.allclose(model(x), x)
+
+
+def test_feature_maps_align_for_mimicry():
+    x = torch.rand(2, 3, 64, 40)
+    teacher, student = Teacher(TeacherConfig(width=8, blocks=(1, 1, 1))), Student(StudentConfig(channels=16, blocks=3))
+    _, ft = teacher(x, return_features=True)
+    _, fs = student(x, return_features=True)
+    adapter = nn.Conv2d(student.feature_channels, teacher.feature_channels, 1)
+    assert ft.shape == (2, 16, 16, 10)
+    assert adapter(fs).shape == ft.shape
+
+
+def test_fold_keeps_the_function():
+    torch.manual_seed(0)
+    student = Student(StudentConfig(channels=16, blocks=3))
+    for p in student.parameters():
+        nn.init.normal_(p, std=0.05)
+    x = torch.rand(1, 3, 36, 28)
+    before = student(x)
+    student.fold()
+    assert all(b.conv1 is None for b in student.body)
+    assert torch.allclose(student(x), before, atol=1e-5)
+
+
+def test_student_changes_luma_only():
+    torch.manual_seed(0)
+    student = Student(StudentConfig(channels=16, blocks=2))
+    nn.init.normal_(student.tail.weight, std=0.1)
+    x = torch.rand(1, 3, 16, 16)
+    delta = student(x) - x
+    assert delta.abs().max() > 1e-3
+    assert torch.allclose(delta[:, 0], delta[:, 1]) and torch.allclose(delta[:, 1], delta[:, 2])
+
+
+def test_describe_round_trips():
+    for model in (build("teacher", **TINY_TEACHER), build("student", **TINY_STUDENT)):
+        arch = describe(model)
+        again = build(arch.pop("kind"), **arch)
+        assert describe(again) == describe(model)

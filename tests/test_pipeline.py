@@ -1,0 +1,149 @@
+"""Pipeline end to end: clip file -> real ONNX Runtime session on a tiny model -> temporal filter
+-> sink (null, file, or the SharpCam device through pyvirtualcam's `MemoryBackend`)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vcam.camera import CameraSource, open_source
+from vcam.errors import ModelError, SourceError, VcamError
+from vcam.pipeline import STAGES, Pipeline, open_pipeline
+from vcam.sharpen import Sharpener
+from vcam.temporal import TemporalFilter
+from vcam.virtualcam import NullSink, VirtualCamSink
+
+
+class ModeSwitchingWebcam:
+    """A webcam that changes resolution after a few frames (another app changed its mode)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        self.count += 1
+        size = (48, 64, 3) if self.count <= 4 else (60, 80, 3)
+        return True, np.random.default_rng(self.count).integers(0, 256, size, np.uint8)
+
+    def set(self, prop: int, value: float) -> bool:
+        return False
+
+    def release(self) -> None:
+        pass
+
+
+def test_odd_size_clip_through_model_and_temporal_to_null_sink(textured_clip: Path,
+                                                               sharpen_model: Path) -> None:
+    with open_pipeline(str(textured_clip), sharpen_model, "null", width=641, height=481,
+                       status_interval=None) as pipeline:
+        assert pipeline.run(max_frames=5) == 5
+        assert pipeline.sink.frames_sent == 5
+        times = pipeline.times.percentiles()
+    assert set(times) == set(STAGES)
+    assert times["infer"]["p50"] > 0
+    assert times["e2e"]["p50"] >= times["infer"]["p50"]
+
+
+def test_odd_size_clip_to_a_video_file(textured_clip: Path, sharpen_model: Path,
+                                       tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    with open_pipeline(str(textured_clip), sharpen_model, str(out), width=641, height=481,
+                       status_interval=None) as pipeline:
+        pipeline.run(max_frames=4)
+    capture = cv2.VideoCapture(str(out))
+    ok, frame = capture.read()
+    assert ok and frame.shape == (480, 640, 3)
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 4
+
+
+def test_identity_model_without_smoothing_publishes_the_camera_frame(
+        textured_clip: Path, identity_model: Path, fake_sysfs, memory_backend) -> None:
+    device = fake_sysfs.add(10, "SharpCam")
+    with open_pipeline(str(textured_clip), identity_model, "virtualcam", width=641, height=481,
+                       ema=0.0, status_interval=None, backend="memory",
+                       root=fake_sysfs.root) as pipeline:
+        pipeline.run(max_frames=3)
+    capture = cv2.VideoCapture(str(textured_clip))
+    clip_frames = [cv2.resize(capture.read()[1], (641, 481), interpolation=cv2.INTER_AREA)
+                   [:480, :640] for _ in range(8)]
+    sent = memory_backend.frames[device]
+    assert len(sent) == 3
+    for published in sent:
+        assert any(np.array_equal(published, frame) for frame in clip_frames)
+
+
+def test_sharpen_model_changes_the_frames(textured_clip: Path, sharpen_model: Path,
+                                         fake_sysfs, memory_backend) -> None:
+    device = fake_sysfs.add(10, "SharpCam")
+    with open_pipeline(str(textured_clip), sharpen_model, "virtualcam", width=96, height=64,
+                       ema=0.0, status_interval=None, backend="memory",
+                       root=fake_sysfs.root) as pipeline:
+        frame, _ = pipeline.source.read(1.0)
+        pipeline.run(max_frames=1)
+    published = memory_backend.frames[device][0]
+    # A Laplacian sharpen raises local contrast: the published frame has more edge energy.
+    def edges(img: np.ndarray) -> float:
+        return float(np.abs(cv2.Laplacian(img.astype(np.float32), cv2.CV_32F)).mean())
+    assert edges(published) > edges(frame)
+
+
+def test_stops_within_a_second_and_a_second_start_reuses_the_device(
+        clip: Path, identity_model: Path, fake_sysfs, memory_backend) -> None:
+    fake_sysfs.add(10, "SharpCam")
+    options = dict(status_interval=None, backend="memory", root=fake_sysfs.root)
+    for _ in range(2):  # the second start fails with "busy" unless the first released it
+        with open_pipeline(str(clip), identity_model, "virtualcam", **options) as pipeline:
+            stop = threading.Event()
+            runner = threading.Thread(target=pipeline.run, args=(stop,))
+            runner.start()
+            while pipeline.frames_out < 2:
+                runner.join(0.01)
+                assert runner.is_alive()
+            stop.set()
+            runner.join(1.0)
+            assert not runner.is_alive()
+
+
+def test_a_camera_mode_change_flows_through(identity_model: Path, fake_sysfs,
+                                            memory_backend) -> None:
+    device = fake_sysfs.add(10, "SharpCam")
+    source = CameraSource(ModeSwitchingWebcam(), "camera 0", fps=1000, paced=True)
+    sink = VirtualCamSink(*source.size, 1000, backend="memory", root=fake_sysfs.root)
+    with Pipeline(source, Sharpener(identity_model), TemporalFilter(), sink,
+                  status_interval=None) as pipeline:
+        assert pipeline.run(max_frames=8) == 8  # frames 5.. are 80x60: temporal state resets
+    assert {frame.shape for frame in memory_backend.frames[device]} == {(48, 64, 3)}
+
+
+def test_a_failing_stage_becomes_one_line(clip: Path, identity_model: Path) -> None:
+    def broken_temporal(frame: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+        raise ValueError("boom\nsecond line")
+
+    with Pipeline(open_source(str(clip)), Sharpener(identity_model), broken_temporal, NullSink(),
+                  status_interval=None) as pipeline:
+        with pytest.raises(VcamError, match="^temporal stage failed: ValueError: boom$"):
+            pipeline.run(max_frames=1)
+
+
+def test_bad_model_is_reported_before_the_camera_opens(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not found"):
+        open_pipeline(str(tmp_path / "missing.avi"), tmp_path / "missing.onnx", "null")
+
+
+def test_a_failing_sink_releases_the_camera(clip: Path, identity_model: Path,
+                                            fake_sysfs, memory_backend) -> None:
+    with pytest.raises(VcamError, match="no v4l2loopback device labelled SharpCam"):
+        open_pipeline(str(clip), identity_model, "virtualcam", backend="memory",
+                      root=fake_sysfs.root)
+    # Nothing left holding the clip or a thread: a null-sink start right after works.
+    with open_pipeline(str(clip), identity_model, "null", status_interval=None) as pipeline:
+        assert pipeline.run(max_frames=1) == 1
+
+
+def test_missing_source_is_a_source_error(tmp_path: Path, identity_model: Path) -> None:
+    with pytest.raises(SourceError, match="not found"):
+        open_pipeline(str(tmp_path / "nope.avi"), identity_model, "null")

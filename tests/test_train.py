@@ -1,0 +1,143 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from distill.data import DataError, make_pool, to_tensor_batch
+from distill.train import TrainingError, load_checkpoint, model_from_checkpoint, train
+from distill_fixtures import TINY_STUDENT, tiny_config, write_images
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pool_l1(model, cfg) -> float:
+    pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cfg.cache)
+    with torch.no_grad():
+        return F.l1_loss(model(to_tensor_batch(pool.degraded)), to_tensor_batch(pool.clean)).item()
+
+
+def test_teacher_training_lowers_the_loss(tmp_path):
+    cfg = tiny_config(tmp_path, steps=100)
+    last = train(cfg)
+    ckpt = load_checkpoint(last)
+    assert ckpt["step"] == 100
+    untrained = pool_l1(torch.nn.Identity(), cfg)  # untrained nets are the identity
+    assert pool_l1(model_from_checkpoint(last), cfg) < 0.97 * untrained
+    rows = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+    assert any("val_psnr" in r for r in rows) and (Path(cfg.out) / "curves.png").stat().st_size > 0
+
+
+def test_student_alone_and_distilled_both_learn(tmp_path):
+    teacher = train(tiny_config(tmp_path, steps=60, out=str(tmp_path / "teacher")))
+    plain = tiny_config(tmp_path, kind="student", model=dict(TINY_STUDENT), steps=300, lr=1e-3, eval_every=1000, out=str(tmp_path / "plain"))
+    distilled = replace(plain, out=str(tmp_path / "kd"), teacher=str(teacher))
+    assert pool_l1(model_from_checkpoint(train(plain)), plain) < 0.99 * pool_l1(torch.nn.Identity(), plain)
+    train(distilled)
+    rows = [json.loads(line) for line in (tmp_path / "kd" / "metrics.jsonl").read_text().splitlines() if "loss" in line]
+    assert {"loss_gt", "loss_kd", "loss_feat"} <= set(rows[0])
+    # The distillation objective itself goes down: imitating the teacher's output and features.
+    first, final = (np.mean([r[k] for r in rows[:3]]) for k in ("loss_kd", "loss_feat")), (np.mean([r[k] for r in rows[-3:]]) for k in ("loss_kd", "loss_feat"))
+    for before, after in zip(first, final):
+        assert after < 0.9 * before
+    assert list((tmp_path / "cache").glob("teacher-*.pt")), "teacher targets are cached"
+
+
+def test_resume_continues_the_step_count(tmp_path):
+    cfg = tiny_config(tmp_path, steps=10)
+    train(cfg)
+    resumed = train(replace(cfg, steps=25))
+    assert load_checkpoint(resumed)["step"] == 25
+    steps = [json.loads(line)["step"] for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 25
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path):
+    cfg = tiny_config(tmp_path, steps=5)
+    train(cfg)
+    with pytest.raises(TrainingError, match="new --out"):
+        train(replace(cfg, kind="student", model=dict(TINY_STUDENT)))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path, steps=5, lr=1e-3)
+    train(cfg)
+    good = load_checkpoint(Path(cfg.out) / "last.pt")
+    with pytest.raises(TrainingError, match="loss became"):
+        train(replace(cfg, steps=60, lr=1e30, warmup=1, checkpoint_minutes=0.0))
+    kept = load_checkpoint(Path(cfg.out) / "last.pt")
+    assert all(torch.isfinite(v).all() for v in kept["model"].values())
+    assert kept["step"] >= good["step"]
+
+
+def test_bad_data_folders(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        make_pool(tmp_path / "missing", 4, 16, 0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        make_pool(tmp_path / "empty", 4, 16, 0)
+    small = write_images(tmp_path / "small", 2, size=(20, 20))
+    with pytest.raises(DataError, match="smaller than 32"):
+        make_pool(small, 4, 32, 0)
+
+
+def test_corrupt_images_are_skipped_and_counted(tmp_path, caplog):
+    folder = write_images(tmp_path / "mixed", 3)
+    (folder / "broken.png").write_bytes(b"not a png")
+    pool = make_pool(folder, 6, 32, 0)
+    assert len(pool) == 6
+    assert "skipped 1 unreadable" in caplog.text
+
+
+def _cli(tmp_path, *extra, steps=400):
+    cfg = tiny_config(tmp_path)
+    return [
+        "train", "--kind", "teacher", "--model", json.dumps(cfg.model), "--train-dir", cfg.train_dir,
+        "--val-dir", cfg.val_dir, "--cache", cfg.cache, "--crop", "32", "--pool", "32", "--batch", "4",
+        "--steps", str(steps), "--eval-every", "1000", "--ema", "0", "--threads", "1", *extra,
+    ]
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=100000)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "run the same command to resume" in err
+    step = load_checkpoint(out / "last.pt")["step"]
+    assert step >= 10
+    done = subprocess.run([sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=step + 5)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert load_checkpoint(out / "last.pt")["step"] == step + 5
+
+
+def test_cli_reports_bad_input_in_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "distill", "train", "--train-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error:") and "does not exist" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_torchrun_two_process_gloo(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                        "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=6)],
+                       capture_output=True, text=True, timeout=180, env=env, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_checkpoint(out / "last.pt")["step"] == 6

@@ -1,0 +1,141 @@
+"""Sinks: the SharpCam virtual camera through pyvirtualcam itself (with `MemoryBackend` standing
+in for the v4l2loopback device) and its label lookup on a `FakeSysfs` tree."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vcam.errors import DeviceError
+from vcam.virtualcam import (FileSink, NullSink, VirtualCamSink, exclusive_caps, find_device,
+                             list_loopback_devices, open_sink)
+
+
+def noise(width: int, height: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8)
+
+
+def test_loopback_devices_are_found_by_label_and_cameras_ignored(fake_sysfs) -> None:
+    fake_sysfs.add(0, "SharpCam", loopback=False)  # a real camera that happens to share the name
+    fake_sysfs.add(4, "OBS Virtual Camera")
+    sharpcam = fake_sysfs.add(10, "SharpCam")
+    assert [label for _, label in list_loopback_devices(fake_sysfs.root)] == \
+        ["OBS Virtual Camera", "SharpCam"]
+    assert find_device("SharpCam", fake_sysfs.root) == sharpcam
+    assert find_device("Nope", fake_sysfs.root) is None
+
+
+def test_exclusive_caps_is_read_for_the_device_in_creation_order(fake_sysfs) -> None:
+    obs = fake_sysfs.add(4, "OBS Virtual Camera")
+    sharpcam = fake_sysfs.add(10, "SharpCam")
+    fake_sysfs.load_module("N,Y,N,N")
+    assert exclusive_caps(obs, fake_sysfs.root) is False
+    assert exclusive_caps(sharpcam, fake_sysfs.root) is True
+
+
+def test_missing_sharpcam_device_gives_the_modprobe_fix(fake_sysfs, memory_backend) -> None:
+    fake_sysfs.add(4, "OBS Virtual Camera")
+    with pytest.raises(DeviceError) as info:
+        VirtualCamSink(64, 48, 30, backend="memory", root=fake_sysfs.root)
+    message = str(info.value)
+    assert "sudo modprobe v4l2loopback devices=1 card_label=SharpCam exclusive_caps=1" in message
+    assert "/etc/modules-load.d/v4l2loopback.conf" in message
+    assert "/etc/modprobe.d/v4l2loopback.conf" in message
+    assert "\n" not in message
+
+
+def test_frames_reach_the_sharpcam_device_as_bgr_with_even_size(fake_sysfs,
+                                                                 memory_backend) -> None:
+    device = fake_sysfs.add(10, "SharpCam")
+    frame = noise(641, 481)
+    with VirtualCamSink(641, 481, 1000, backend="memory", root=fake_sysfs.root) as sink:
+        assert sink.device == device and (sink.width, sink.height) == (640, 480)
+        sink.send(frame)
+        sink.send(frame)
+    sent = memory_backend.frames[device]
+    assert len(sent) == 2
+    np.testing.assert_array_equal(sent[0], frame[:480, :640])  # cropped, channels untouched
+
+
+def test_device_option_overrides_the_label_lookup(fake_sysfs, memory_backend) -> None:
+    fake_sysfs.add(10, "SharpCam")
+    other = fake_sysfs.add(11, "Elsewhere")
+    with VirtualCamSink(64, 48, 1000, other, backend="memory", root=fake_sysfs.root) as sink:
+        sink.send(noise(64, 48))
+    assert len(memory_backend.frames[other]) == 1
+
+
+def test_a_new_camera_mode_is_scaled_to_the_device_format(fake_sysfs, memory_backend) -> None:
+    device = fake_sysfs.add(10, "SharpCam")
+    with VirtualCamSink(64, 48, 1000, backend="memory", root=fake_sysfs.root) as sink:
+        sink.send(noise(128, 96))
+    assert memory_backend.frames[device][0].shape == (48, 64, 3)
+
+
+def test_busy_device_is_one_clear_error_and_close_frees_it(fake_sysfs, memory_backend) -> None:
+    fake_sysfs.add(10, "SharpCam")
+    first = VirtualCamSink(64, 48, 30, backend="memory", root=fake_sysfs.root)
+    with pytest.raises(DeviceError, match="is busy") as info:
+        VirtualCamSink(64, 48, 30, backend="memory", root=fake_sysfs.root)
+    assert "\n" not in str(info.value)
+    first.close()
+    VirtualCamSink(64, 48, 30, backend="memory", root=fake_sysfs.root).close()
+
+
+def test_dead_device_stops_the_sink(fake_sysfs, memory_backend) -> None:
+    device = fake_sysfs.add(10, "SharpCam")
+    with VirtualCamSink(64, 48, 1000, backend="memory", root=fake_sysfs.root,
+                        check_interval=0) as sink:
+        sink.send(noise(64, 48))
+        os.remove(device)  # module unloaded: the node goes away, writes would fail silently
+        with pytest.raises(DeviceError, match="disappeared"):
+            sink.send(noise(64, 48))
+
+
+def test_nonexistent_device_through_the_real_linux_backend() -> None:
+    if not os.path.isdir("/sys/class") or os.path.exists("/dev/video99"):
+        pytest.skip("needs Linux without /dev/video99")
+    with pytest.raises(DeviceError, match="/dev/video99 does not exist"):
+        VirtualCamSink(64, 48, 30, "/dev/video99")
+
+
+def test_file_sink_writes_a_playable_video_with_even_size(tmp_path: Path) -> None:
+    path = tmp_path / "out.mp4"
+    with open_sink(str(path), 641, 481, 30) as sink:
+        assert isinstance(sink, FileSink)
+        for seed in range(3):
+            sink.send(noise(641, 481, seed))
+    capture = cv2.VideoCapture(str(path))
+    ok, frame = capture.read()
+    assert ok and frame.shape == (480, 640, 3)
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == 3
+
+
+def test_file_sink_in_a_missing_folder_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DeviceError, match="cannot write video file"):
+        open_sink(str(tmp_path / "no" / "out.mp4"), 64, 48, 30)
+
+
+def test_null_sink_counts(tmp_path: Path) -> None:
+    with open_sink("null", 64, 48, 30) as sink:
+        assert isinstance(sink, NullSink)
+        sink.send(noise(64, 48))
+    assert sink.frames_sent == 1
+
+
+def test_window_without_a_display_is_one_clear_error(monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if os.name != "posix" or not os.path.isdir("/sys/class"):
+        pytest.skip("the display check is Linux-only")
+    with pytest.raises(DeviceError, match="needs a display"):
+        open_sink("window", 64, 48, 30)
+
+
+def test_unknown_sink_lists_the_choices() -> None:
+    with pytest.raises(DeviceError, match="virtualcam, window, null"):
+        open_sink("speakers", 64, 48, 30)

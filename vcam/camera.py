@@ -1,0 +1,272 @@
+"""Camera source: a webcam, a V4L2 device path or a looping video file, read on its own thread.
+
+Why a reader thread with a one-frame slot: a slow model must never make the output lag behind
+reality. The thread keeps pulling frames from the camera (whose driver buffer is set to 1) and
+overwrites the slot; the pipeline always takes the NEWEST frame, and every frame that was
+overwritten before anyone took it is counted as dropped. A video file stands in for a webcam in
+demos and tests: it loops forever and is paced at its own fps, so it behaves like a camera.
+
+OpenCV 5 cannot open V4L2 devices by path, so `/dev/videoN` is opened as index N with CAP_V4L2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import math
+import os
+import re
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Protocol
+
+# FFmpeg prints its own multi-line complaints about undecodable files; SourceError says it in one.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg starts
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from vcam.errors import SourceError  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+FIRST_FRAME_TIMEOUT_S = 2.0
+"""How long a source may stay silent (at start or later) before it counts as dead."""
+
+_DEVICE_PATH = re.compile(r"^/dev/video(\d+)$")
+
+
+class Capture(Protocol):
+    """The part of `cv2.VideoCapture` the reader thread uses (a fake webcam implements it too)."""
+
+    def read(self) -> tuple[bool, np.ndarray | None]: ...
+
+    def set(self, prop: int, value: float) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+class CameraSource:
+    """Hands the newest frame of `capture` to the pipeline; owns and releases the capture.
+
+    `fps` is the nominal frame rate (a camera's reported rate, a file's own); `paced` makes the
+    reader deliver no faster than that, as a camera would. `loop` rewinds a file at its end,
+    `resize` scales every frame to (width, height).
+    The constructor waits for the first frame so a silent camera is reported at start.
+    """
+
+    def __init__(self, capture: Capture, name: str, *, fps: float, paced: bool = False,
+                 resize: tuple[int, int] | None = None, loop: bool = False,
+                 timeout: float = FIRST_FRAME_TIMEOUT_S) -> None:
+        self.name = name
+        self.frames_read = 0
+        self.frames_dropped = 0
+        self._capture = capture
+        self.fps = fps
+        self._paced = paced
+        self._resize = resize
+        self._loop = loop
+        self._timeout = timeout
+        self._cond = threading.Condition()
+        self._slot: tuple[np.ndarray, float] | None = None
+        self._error: SourceError | None = None
+        self._last_frame_t = time.perf_counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"vcam-source[{name}]", daemon=True)
+        self._thread.start()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._slot is not None or self._error is not None,
+                                       timeout):
+                self.close()
+                raise SourceError(f"{name} opened but sent no frames within {timeout:g} s — it may "
+                                  "be in use by another app (close it) or not support the "
+                                  "requested --width/--height/--fps")
+        if self._error is not None:
+            self.close()
+            raise self._error
+        self.size = (self._slot[0].shape[1], self._slot[0].shape[0])
+        """(width, height) of the frames the source actually delivers."""
+
+    def read(self, timeout: float) -> tuple[np.ndarray, float] | None:
+        """The newest frame not yet taken and its capture time (perf_counter), or None on timeout.
+
+        Raises SourceError when the reader failed or the source has been silent for longer than
+        the source timeout (camera unplugged or taken by another app).
+        """
+        with self._cond:
+            self._cond.wait_for(lambda: self._slot is not None or self._error is not None, timeout)
+            if self._error is not None:
+                raise self._error
+            if self._slot is None:
+                silent = time.perf_counter() - self._last_frame_t
+                if silent > self._timeout:
+                    raise SourceError(f"{self.name} sent no frame for {silent:.1f} s — was it "
+                                      "unplugged or taken by another app?")
+                return None
+            item, self._slot = self._slot, None
+            return item
+
+    def close(self) -> None:
+        """Stop the reader; it releases the capture as it exits (even if a read is still stuck)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=1.0)
+
+    def __enter__(self) -> CameraSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        next_due = time.perf_counter()
+        try:
+            while not self._stop.is_set():
+                frame = self._grab()
+                if frame is None:
+                    continue
+                now = time.perf_counter()
+                with self._cond:
+                    if self._slot is not None:
+                        self.frames_dropped += 1
+                    self._slot = (frame, now)
+                    self.frames_read += 1
+                    self._last_frame_t = now
+                    self._cond.notify_all()
+                if self._paced:
+                    next_due = max(next_due + 1.0 / self.fps, now)
+                    self._stop.wait(next_due - time.perf_counter())
+        except Exception as e:  # noqa: BLE001 — any reader failure must reach read() as one line
+            error = e if isinstance(e, SourceError) else SourceError(f"{self.name} failed: {e}")
+            with self._cond:
+                self._error = error
+                self._cond.notify_all()
+        finally:
+            self._capture.release()
+
+    def _grab(self) -> np.ndarray | None:
+        ok, frame = self._capture.read()
+        if not ok and self._loop:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, frame = self._capture.read()
+            if not ok:
+                raise SourceError(f"{self.name} stopped decoding after a loop — re-encode it "
+                                  "(e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
+        if not ok:
+            # A camera that has nothing right now: back off briefly; read() reports the silence.
+            self._stop.wait(0.01)
+            return None
+        if self._resize is not None and (frame.shape[1], frame.shape[0]) != self._resize:
+            frame = cv2.resize(frame, self._resize, interpolation=cv2.INTER_AREA)
+        return frame
+
+
+def open_source(spec: str, width: int | None = None, height: int | None = None,
+                fps: float | None = None, timeout: float = FIRST_FRAME_TIMEOUT_S) -> CameraSource:
+    """Open `spec` — a webcam index ("0"), a device path ("/dev/video2") or a video file.
+
+    A camera is asked for width x height at fps (it may pick its nearest mode); a file is
+    resized to width x height when both are given (it stands in for a camera set to that mode).
+    """
+    index = _camera_index(spec)
+    if index is None:
+        return _open_file(Path(spec), width, height, timeout)
+    return _open_camera(index, spec, width, height, fps, timeout)
+
+
+def list_cameras(max_index: int = 4) -> list[tuple[int, tuple[int, int]]]:
+    """(index, (width, height)) of every camera that opens and delivers a frame."""
+    indices = _linux_capture_indices() if sys.platform == "linux" else range(max_index)
+    found = []
+    for index in indices:
+        try:
+            with _open_camera(index, str(index), None, None, None, timeout=1.0) as source:
+                found.append((index, source.size))
+        except SourceError:
+            continue
+    return found
+
+
+def _camera_index(spec: str) -> int | None:
+    if spec.isdigit():
+        return int(spec)
+    match = _DEVICE_PATH.match(spec)
+    return int(match.group(1)) if match else None
+
+
+def _open_camera(index: int, spec: str, width: int | None, height: int | None,
+                 fps: float | None, timeout: float) -> CameraSource:
+    name = f"camera {spec}"
+    backend = cv2.CAP_V4L2 if sys.platform == "linux" else cv2.CAP_ANY
+    with _quiet_opencv():
+        capture = cv2.VideoCapture(index, backend)
+    if not capture.isOpened():
+        capture.release()
+        raise SourceError(_no_camera_message(index, spec))
+    capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))  # ignored if not offered
+    if width and height:
+        capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+        capture.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+    if fps:
+        capture.set(cv2.CAP_PROP_FPS, fps)
+    capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+    actual_fps = capture.get(cv2.CAP_PROP_FPS)
+    source = CameraSource(capture, name, fps=_sane_fps(actual_fps, fps or 30.0), timeout=timeout)
+    log.info("%s: %dx%d at %.0f fps", name, *source.size, source.fps)
+    return source
+
+
+def _no_camera_message(index: int, spec: str) -> str:
+    if sys.platform == "linux" and not glob.glob("/dev/video*"):
+        return (f"no camera at {spec}: this machine has no webcam at all (no /dev/video*) — "
+                "run on a video file instead with --source FILE")
+    return (f"no camera at {spec} — check it is plugged in and not used by another app, "
+            "list cameras with `vcam devices`, or use --source FILE")
+
+
+def _open_file(path: Path, width: int | None, height: int | None,
+               timeout: float) -> CameraSource:
+    if not path.is_file():
+        raise SourceError(f"video file {path} not found — pass a webcam index (0), a device "
+                          "(/dev/video0) or an existing video file to --source")
+    with _quiet_opencv():
+        capture = cv2.VideoCapture(str(path))
+        ok = capture.isOpened() and capture.grab()
+    if not ok:
+        capture.release()
+        raise SourceError(f"video file {path} cannot be decoded — use a video OpenCV can read "
+                          "(e.g. re-encode: ffmpeg -i IN -c:v libx264 OUT.mp4)")
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+    resize = (width, height) if width and height else None
+    return CameraSource(capture, f"video file {path}", fps=_sane_fps(capture.get(cv2.CAP_PROP_FPS)),
+                        paced=True, resize=resize, loop=True, timeout=timeout)
+
+
+def _sane_fps(reported: float, fallback: float = 30.0) -> float:
+    """Drivers and containers report 0, NaN or 1000 when they do not know their rate."""
+    return reported if math.isfinite(reported) and 1 <= reported <= 240 else fallback
+
+
+def _linux_capture_indices() -> list[int]:
+    indices = sorted(int(m.group(1)) for p in glob.glob("/dev/video*")
+                     if (m := _DEVICE_PATH.match(p)))
+    return [i for i in indices if not _is_virtual(i)]
+
+
+def _is_virtual(index: int) -> bool:
+    """v4l2loopback devices live under /sys/devices/virtual; cameras live under their bus."""
+    return "/virtual/" in os.path.realpath(f"/sys/class/video4linux/video{index}")
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """OpenCV prints WARN lines for a missing camera; our SourceError already says it in one."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)

@@ -1,0 +1,190 @@
+"""`vcam`: a thin typer layer over the library (`open_pipeline`, `run_bench`, `run_checks`).
+
+Every failure the user can fix — a VcamError from the library or a bad option caught by typer —
+is printed as ONE line `error: <message>` on stderr with exit code 2; no traceback, no usage box.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from vcam.errors import VcamError
+from vcam.temporal import DEFAULT_STRENGTH
+
+log = logging.getLogger("vcam")
+
+
+class _OneLineErrors(TyperGroup):
+    """Runs commands non-standalone so that errors of every kind end in the same one line."""
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except VcamError as exc:
+            code = _fail(str(exc), 2)
+        except typer.TyperException as exc:  # click's usage errors (typer vendors click)
+            code = _fail(exc.format_message(), 2)
+        except typer.Abort:
+            code = 130
+        except Exception as exc:  # noqa: BLE001 — a bug still gets one line; details at debug
+            log.debug("unexpected error", exc_info=True)
+            code = _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --log-level debug "
+                         "and report it)", 1)
+        if not standalone_mode:
+            return code
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> int:
+    typer.echo(f"error: {message}", err=True)
+    return code
+
+
+app = typer.Typer(cls=_OneLineErrors, add_completion=False,
+                  pretty_exceptions_enable=False, rich_markup_mode=None,
+                  help="SharpCam: webcam -> sharpening CNN -> the 'SharpCam' virtual camera.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vcam {importlib.metadata.version('sharpcam')}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context,
+         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """SharpCam: webcam -> sharpening CNN -> the 'SharpCam' virtual camera."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+
+
+def _provider(name: str) -> str | None:
+    return None if name == "auto" else name
+
+
+@contextlib.contextmanager
+def _logging(level: str) -> Iterator[None]:
+    """Log to the current stderr for the duration of a command (test runners swap stderr)."""
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise VcamError(f"unknown --log-level {level!r} — use debug, info, warning or error")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(numeric)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+@app.command()
+def start(
+    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the installed one]."),
+    source: str = typer.Option("0", help="Webcam index (0), device (/dev/video2) or video file."),
+    sink: str = typer.Option("virtualcam", help="virtualcam, window, null or FILE.mp4/.avi."),
+    device: Optional[str] = typer.Option(None, help="v4l2loopback device [default: the one "
+                                                    "labelled SharpCam]."),
+    width: int = typer.Option(1280, help="Requested frame width."),
+    height: int = typer.Option(720, help="Requested frame height."),
+    fps: float = typer.Option(30.0, help="Requested camera frame rate."),
+    strength: float = typer.Option(1.0, help="0..1 blend of camera (0) and model output (1)."),
+    ema: float = typer.Option(DEFAULT_STRENGTH, help="Temporal smoothing 0..1, 0 disables."),
+    provider: str = typer.Option("auto", help="auto, cpu, cuda or tensorrt."),
+    frames: Optional[int] = typer.Option(None, help="Stop after N frames (demos, tests)."),
+    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+) -> None:
+    """Run the sharpened camera in the foreground until Ctrl+C / SIGTERM."""
+    from vcam.pipeline import open_pipeline  # keeps `vcam --help` fast
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with _logging(log_level), open_pipeline(
+                source, model, sink, device=device, width=width, height=height, fps=fps,
+                strength=strength, ema=ema, provider=_provider(provider)) as pipeline:
+            count = pipeline.run(stop, frames)
+            log.info("stopped after %d frames", count)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@app.command()
+def bench(
+    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the installed one]."),
+    sizes: str = typer.Option("480p,720p,1080p", help="Comma list of 480p/720p/1080p/WxH."),
+    frames: int = typer.Option(100, help="Measured frames per size and method."),
+    source: str = typer.Option("synthetic", help="'synthetic' or a video file."),
+    fps: float = typer.Option(30.0, help="Rate the frames are handed over at, like a camera."),
+    provider: str = typer.Option("auto", help="auto, cpu, cuda or tensorrt."),
+    ema: float = typer.Option(DEFAULT_STRENGTH, help="Temporal smoothing 0..1, 0 disables."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
+    out: Optional[Path] = typer.Option(None, help="Also write the report (.json or .md)."),
+) -> None:
+    """Latency per stage, throughput and CPU of the real pipeline vs unsharp mask and CAS."""
+    from vcam.bench import format_report, parse_sizes, run_bench, write_report
+    from vcam.sharpen import default_model_path
+
+    report = run_bench(model if model is not None else default_model_path(), parse_sizes(sizes),
+                       frames, source, fps, _provider(provider), ema)
+    typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
+    if out is not None:
+        write_report(report, out)
+
+
+@app.command()
+def devices() -> None:
+    """List cameras that deliver frames and v4l2loopback devices (SharpCam marked)."""
+    from vcam.camera import list_cameras
+    from vcam.virtualcam import LABEL, MODPROBE, list_loopback_devices
+
+    cameras = list_cameras()
+    typer.echo("cameras (--source):")
+    for index, (w, h) in cameras:
+        typer.echo(f"  {index}  {w}x{h}")
+    if not cameras:
+        typer.echo("  none found — use --source FILE to run on a video file")
+    if sys.platform != "linux":
+        typer.echo("virtual camera: OBS Virtual Camera (install OBS Studio once)")
+        return
+    loopback = list_loopback_devices()
+    typer.echo("virtual cameras (v4l2loopback):")
+    for path, label in loopback:
+        typer.echo(f"  {path}  {label}" + ("  <- used by vcam start" if label == LABEL else ""))
+    if not any(label == LABEL for _, label in loopback):
+        typer.echo(f"  no {LABEL} device — create it with: {MODPROBE}")
+
+
+@app.command()
+def doctor(
+    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the installed one]."),
+    source: str = typer.Option("0", help="Camera or file to check."),
+) -> None:
+    """Check everything `vcam start` needs; each failed check prints its fix."""
+    from vcam.doctor import run_checks
+
+    checks = run_checks(model, source)
+    for check in checks:
+        note = "" if check.ok or check.essential else " (warning only)"
+        typer.echo(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}{note}")
+    if not all(check.ok for check in checks if check.essential):
+        raise typer.Exit(1)

@@ -1,0 +1,184 @@
+"""Pipeline: camera source -> Sharpener -> TemporalFilter -> sink, with per-stage timings.
+
+The loop runs on the caller's thread and polls its stop event between frames (reads time out
+after 0.1 s), so a stop request ends it well within a second. The Pipeline owns its source and
+sink: `close()` releases the camera and the device, so a second start right after works.
+
+Timings, in ms per published frame, kept in a ring buffer for percentiles:
+  capture  — hand-off: from "frame captured and pipeline free" to "pipeline has the frame";
+  pre/infer/post — the Sharpener's own split; temporal; publish — the sink's send;
+  e2e      — from the frame's capture time to the end of publish (what a viewer sees as lag).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Callable, Protocol
+
+import numpy as np
+
+from vcam.camera import CameraSource, open_source
+from vcam.errors import VcamError
+from vcam.sharpen import Sharpener, default_model_path
+from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter
+from vcam.virtualcam import Sink, open_sink
+
+log = logging.getLogger(__name__)
+
+STAGES = ("capture", "pre", "infer", "post", "temporal", "publish", "e2e")
+READ_TIMEOUT_S = 0.1
+
+
+class Sharpen(Protocol):
+    """What the pipeline needs from a sharpener (the baselines in `vcam bench` fit it too)."""
+
+    timings: dict[str, float]
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray: ...
+
+
+class StageTimes:
+    """The last `capacity` frames' stage times (ms), one row per frame in STAGES order."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self._rows = np.zeros((capacity, len(STAGES)))
+        self.count = 0
+
+    def add(self, row: list[float]) -> None:
+        self._rows[self.count % len(self._rows)] = row
+        self.count += 1
+
+    def clear(self) -> None:
+        self.count = 0
+
+    def percentiles(self, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, dict[str, float]]:
+        """{stage: {"p50": ms, ...}}; zeros before the first frame."""
+        rows = self._rows[:min(self.count, len(self._rows))]
+        if not len(rows):
+            rows = np.zeros((1, len(STAGES)))
+        values = np.percentile(rows, qs, axis=0)
+        return {stage: {f"p{q}": float(values[i, s]) for i, q in enumerate(qs)}
+                for s, stage in enumerate(STAGES)}
+
+
+class Pipeline:
+    """Runs frames from `source` through `sharpener` and `temporal` into `sink`."""
+
+    def __init__(self, source: CameraSource, sharpener: Sharpen,
+                 temporal: Callable[[np.ndarray, np.ndarray], np.ndarray], sink: Sink, *,
+                 history: int = 512, status_interval: float | None = 5.0) -> None:
+        self.source = source
+        self.sharpener = sharpener
+        self.temporal = temporal
+        self.sink = sink
+        self.times = StageTimes(history)
+        self.frames_out = 0
+        self._status_interval = status_interval
+        self._shape: tuple[int, ...] | None = None
+
+    def run(self, stop: threading.Event | None = None, max_frames: int | None = None) -> int:
+        """Process frames until `stop` is set or `max_frames` more were published; returns the
+        number published by this call. Any stage failure is raised as a one-line VcamError."""
+        stop = stop or threading.Event()
+        published = 0
+        status = _Status(self, self._status_interval)
+        while not stop.is_set() and (max_frames is None or published < max_frames):
+            t0 = time.perf_counter()
+            item = self.source.read(READ_TIMEOUT_S)
+            if item is None:
+                continue
+            frame, t_capture = item
+            t1 = time.perf_counter()
+            if frame.shape != self._shape:
+                if self._shape is not None:
+                    log.info("frame size changed to %dx%d", frame.shape[1], frame.shape[0])
+                self._shape = frame.shape
+            sharp = _stage("sharpen", self.sharpener, frame)
+            t2 = time.perf_counter()
+            out = _stage("temporal", self.temporal, frame, sharp)
+            t3 = time.perf_counter()
+            _stage("publish", self.sink.send, out, frame)
+            t4 = time.perf_counter()
+            split = self.sharpener.timings
+            self.times.add([(t1 - max(t0, t_capture)) * 1e3, split["pre"], split["infer"],
+                            split["post"], (t3 - t2) * 1e3, (t4 - t3) * 1e3,
+                            (t4 - t_capture) * 1e3])
+            self.frames_out += 1
+            published += 1
+            status.maybe_log(t4)
+        return published
+
+    def close(self) -> None:
+        """Release the camera and the device (each even if the other fails)."""
+        try:
+            self.source.close()
+        finally:
+            self.sink.close()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _stage(name: str, fn: Callable[..., np.ndarray | None], *args: np.ndarray) -> np.ndarray:
+    try:
+        return fn(*args)
+    except VcamError:
+        raise
+    except Exception as exc:  # noqa: BLE001 — a stage bug must still reach the user as one line
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise VcamError(f"{name} stage failed: {type(exc).__name__}: {text}") from exc
+
+
+class _Status:
+    """One log line every `interval` seconds: rates since the last line and stage medians."""
+
+    def __init__(self, pipeline: Pipeline, interval: float | None) -> None:
+        self._p = pipeline
+        self._interval = interval
+        self._last = (time.perf_counter(), pipeline.source.frames_read, pipeline.frames_out,
+                      pipeline.source.frames_dropped)
+
+    def maybe_log(self, now: float) -> None:
+        t, read, out, dropped = self._last
+        if self._interval is None or now - t < self._interval:
+            return
+        src = self._p.source
+        self._last = (now, src.frames_read, self._p.frames_out, src.frames_dropped)
+        p = self._p.times.percentiles((50,))
+        stages = ", ".join(f"{s} {p[s]['p50']:.1f}" for s in STAGES)
+        log.info("in %.1f fps, out %.1f fps, dropped %d | p50 ms: %s",
+                 (src.frames_read - read) / (now - t), (self._p.frames_out - out) / (now - t),
+                 src.frames_dropped - dropped, stages)
+
+
+def open_pipeline(source: str = "0", model: str | Path | None = None, sink: str = "virtualcam",
+                  *, device: str | None = None, width: int | None = 1280,
+                  height: int | None = 720, fps: float = 30.0, strength: float = 1.0,
+                  ema: float = DEFAULT_STRENGTH, provider: str | None = None,
+                  status_interval: float | None = 5.0, **sink_options: object) -> Pipeline:
+    """Open every stage from user-level options; the model is loaded first so a bad model is
+    reported before the camera turns on."""
+    if width is not None and width < 2 or height is not None and height < 2:
+        raise VcamError(f"--width and --height must be at least 2 (got {width}x{height})")
+    if fps <= 0:
+        raise VcamError(f"--fps must be positive (got {fps})")
+    sharpener = Sharpener(model if model is not None else default_model_path(), provider,
+                          strength)
+    temporal = TemporalFilter(ema)
+    camera = open_source(source, width, height, fps)
+    try:
+        out = open_sink(sink, *camera.size, camera.fps, device, **sink_options)
+    except BaseException:
+        camera.close()
+        raise
+    log.info("%s -> %s (%s) -> %s", camera.name, sharpener.path.name,
+             ",".join(sharpener.providers), sink)
+    return Pipeline(camera, sharpener, temporal, out, status_interval=status_interval)

@@ -1,0 +1,260 @@
+"""Sinks: where the sharpened frames go — the SharpCam virtual camera, a preview window, a file.
+
+Every sink has the same small interface: `send(frame_bgr, source_bgr=None)`, `close()`, and it is
+a context manager. Sinks are opened for one frame size; a frame of another size (the camera
+changed mode) is scaled to it, because video-call apps do not expect a camera's format to change
+under them.
+
+Linux: the virtual camera is a v4l2loopback device. We find ours by its card label `SharpCam`
+in `/sys/class/video4linux/*/name` (as OBS does with its own label), so the device number does
+not matter. Windows/macOS: pyvirtualcam's OBS backend; apps list that device as
+"OBS Virtual Camera" (install OBS Studio once, which ships the driver).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pyvirtualcam
+
+from vcam.errors import DeviceError
+
+LABEL = "SharpCam"
+MODPROBE = f"sudo modprobe v4l2loopback devices=1 card_label={LABEL} exclusive_caps=1"
+PERMANENT = ("to keep it after reboot: echo v4l2loopback | sudo tee "
+             "/etc/modules-load.d/v4l2loopback.conf and echo 'options v4l2loopback devices=1 "
+             f"card_label={LABEL} exclusive_caps=1' | sudo tee /etc/modprobe.d/v4l2loopback.conf")
+SYSFS_CLASS = "sys/class/video4linux"
+
+
+class Sink(ABC):
+    """Base of all sinks: context manager around `send` and `close`."""
+
+    @abstractmethod
+    def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
+        """Publish `frame` (BGR); `source` is the camera frame it was made from."""
+
+    def close(self) -> None:
+        """Release the device or file; safe to call twice."""
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """`frame` at exactly width x height: a crop when it is one pixel larger, else a resize."""
+    h, w = frame.shape[:2]
+    if (w, h) == (width, height):
+        return frame
+    if 0 <= w - width <= 1 and 0 <= h - height <= 1:
+        return frame[:height, :width]
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _even(n: int) -> int:
+    return max(2, n - n % 2)
+
+
+def list_loopback_devices(root: Path = Path("/")) -> list[tuple[str, str]]:
+    """(device path, card label) of every v4l2loopback device, sorted by device number."""
+    found = []
+    for entry in (root / SYSFS_CLASS).glob("video*"):
+        if "/virtual/" not in os.path.realpath(entry):  # cameras sit under their bus instead
+            continue
+        try:
+            label = (entry / "name").read_text().strip()
+        except OSError:
+            continue
+        found.append((int(entry.name.removeprefix("video")), str(root / "dev" / entry.name),
+                      label))
+    return [(device, label) for _, device, label in sorted(found)]
+
+
+def find_device(label: str = LABEL, root: Path = Path("/")) -> str | None:
+    """The /dev/videoN path of the v4l2loopback device whose card label is `label`."""
+    return next((device for device, name in list_loopback_devices(root) if name == label), None)
+
+
+def exclusive_caps(device: str, root: Path = Path("/")) -> bool | None:
+    """Whether `device` was created with exclusive_caps=1 (Chrome/Meet only list it then).
+
+    The module parameter is a list in device creation order; None when it cannot be read.
+    """
+    try:
+        values = (root / "sys/module/v4l2loopback/parameters/exclusive_caps").read_text()
+    except OSError:
+        return None
+    devices = [path for path, _ in list_loopback_devices(root)]
+    flags = values.strip().split(",")
+    if device not in devices or devices.index(device) >= len(flags):
+        return None
+    return flags[devices.index(device)].strip() in ("Y", "1")
+
+
+class VirtualCamSink(Sink):
+    """The SharpCam virtual camera through pyvirtualcam, paced to at most `fps`.
+
+    pyvirtualcam only *prints* write errors on Linux, so a device that disappears (module
+    unloaded, node removed) would fail silently: every `check_interval` seconds we stat the
+    device node and raise DeviceError when it is gone or was replaced.
+    """
+
+    def __init__(self, width: int, height: int, fps: float, device: str | None = None, *,
+                 backend: str | None = None, root: Path = Path("/"),
+                 check_interval: float = 1.0) -> None:
+        linux = platform.system() == "Linux"
+        self._backend = backend or ("v4l2loopback" if linux else "obs")
+        if device is None and linux:
+            device = find_device(LABEL, root)
+            if device is None:
+                raise DeviceError(f"no v4l2loopback device labelled {LABEL} — create it with: "
+                                  f"{MODPROBE} ({PERMANENT})")
+        self.width, self.height = _even(width), _even(height)
+        self.device = device
+        try:
+            self._cam = pyvirtualcam.Camera(self.width, self.height, fps,
+                                            fmt=pyvirtualcam.PixelFormat.BGR, device=device,
+                                            backend=self._backend)
+        except Exception as exc:  # pyvirtualcam raises RuntimeError/KeyError with backend text
+            raise _open_error(device, exc) from exc
+        self.device = self._cam.device
+        self._period = 1.0 / fps
+        self._next_due = 0.0
+        self._check_interval = check_interval
+        self._next_check = 0.0
+        self._node = self._identity() if os.path.isabs(self.device) else None
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.device)
+        except OSError:
+            return None
+        return st.st_ino, st.st_rdev
+
+    def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
+        now = time.perf_counter()
+        if self._node is not None and now >= self._next_check:
+            self._next_check = now + self._check_interval
+            if self._identity() != self._node:
+                raise DeviceError(f"virtual camera {self.device} disappeared (v4l2loopback "
+                                  f"unloaded?) — recreate it with: {MODPROBE}, then restart vcam")
+        if now < self._next_due - self._period / 4:  # a little early is camera jitter: send
+            time.sleep(self._next_due - now)
+            now = self._next_due
+        self._next_due = max(self._next_due, now) + self._period
+        self._cam.send(np.ascontiguousarray(_fit(frame, self.width, self.height)))
+
+    def close(self) -> None:
+        self._cam.close()
+
+
+def _open_error(device: str | None, exc: Exception) -> DeviceError:
+    """pyvirtualcam reports "'backend' backend: reason"; keep the reason, add the fix."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = text.split(" backend: ", 1)[-1]
+    low = text.lower()
+    name = device or "OBS Virtual Camera"
+    if "permission" in low:
+        return DeviceError(f"no permission to write {name} — run: sudo usermod -aG video $USER, "
+                           "then log out and in again")
+    if "busy" in low or "not a video output" in low or "could not be configured" in low:
+        return DeviceError(f"virtual camera {name} is busy — another program (another `vcam "
+                           "start`, OBS) is already sending to it; stop it or pass --device")
+    if "does not exist" in low:
+        return DeviceError(f"virtual camera {name} does not exist — create it with: {MODPROBE} "
+                           "(without --device, vcam finds it by its label)")
+    if "not a v4l2" in low or "could not be queried" in low:
+        return DeviceError(f"{name} is not a v4l2loopback device — create one with: {MODPROBE} "
+                           "(without --device, vcam finds it by its label)")
+    if platform.system() != "Linux":
+        return DeviceError(f"cannot open the OBS Virtual Camera ({text}) — install OBS Studio "
+                           "and start its virtual camera once")
+    return DeviceError(f"cannot open virtual camera {name} ({text}) — check it with `vcam doctor`")
+
+
+class WindowSink(Sink):
+    """A preview window: left half the camera, right half SharpCam, so the effect is visible."""
+
+    TITLE = "SharpCam preview (left: camera, right: SharpCam) - Ctrl+C to stop"
+
+    def __init__(self) -> None:
+        if platform.system() == "Linux" and not (os.environ.get("DISPLAY")
+                                                 or os.environ.get("WAYLAND_DISPLAY")):
+            raise DeviceError("--sink window needs a display (DISPLAY is not set) — use "
+                              "--sink FILE.mp4 or --sink null")
+        self._open = False
+
+    def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
+        view = frame.copy()
+        if source is not None:
+            half = view.shape[1] // 2
+            view[:, :half] = _fit(source, frame.shape[1], frame.shape[0])[:, :half]
+            cv2.line(view, (half, 0), (half, view.shape[0]), (255, 255, 255), 1)
+        try:
+            cv2.imshow(self.TITLE, view)
+            cv2.waitKey(1)  # pumps the window's events; without it nothing is drawn
+        except cv2.error as exc:
+            raise DeviceError(f"cannot open a preview window ({str(exc).strip()}) — use "
+                              "--sink FILE.mp4 or --sink null") from exc
+        self._open = True
+
+    def close(self) -> None:
+        if self._open:
+            cv2.destroyWindow(self.TITLE)
+            self._open = False
+
+
+class FileSink(Sink):
+    """A video file (.mp4 as MPEG-4 Part 2, .avi as MJPG) to inspect the result offline."""
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
+        self.path = Path(path)
+        # MPEG-4 silently drops an odd last row/column; cropping ourselves keeps sizes honest.
+        self.width, self.height = _even(width), _even(height)
+        codec = "mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), fps,
+                                       (self.width, self.height))
+        if not self._writer.isOpened():
+            raise DeviceError(f"cannot write video file {self.path} — check the folder exists "
+                              "and is writable")
+        self.frames_written = 0
+
+    def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
+        self._writer.write(_fit(frame, self.width, self.height))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        self._writer.release()
+
+
+class NullSink(Sink):
+    """Discards frames: for benchmarks and for checking a source and model without a device."""
+
+    def __init__(self) -> None:
+        self.frames_sent = 0
+
+    def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
+        self.frames_sent += 1
+
+
+def open_sink(spec: str, width: int, height: int, fps: float, device: str | None = None,
+              **virtualcam_options: object) -> Sink:
+    """'virtualcam' (default), 'window', 'null', or a path ending in .mp4/.avi."""
+    if spec == "virtualcam":
+        return VirtualCamSink(width, height, fps, device, **virtualcam_options)
+    if spec == "window":
+        return WindowSink()
+    if spec == "null":
+        return NullSink()
+    if Path(spec).suffix.lower() in (".mp4", ".avi"):
+        return FileSink(spec, width, height, fps)
+    raise DeviceError(f"unknown --sink {spec!r} — use virtualcam, window, null or a FILE.mp4/.avi")

@@ -1,0 +1,1 @@
+"""Shipped SharpCam models (installed as ``vcam.weights``)."""
