@@ -14,6 +14,7 @@ noise and blur they see.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,13 +69,17 @@ def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict
     if isinstance(model, Student):
         model.fold()
     wrapped = _Contract(model).eval()
+    # The TorchScript exporter (deprecated, still supported) is the one that takes a custom
+    # symbolic, which is how the unshuffle becomes one SpaceToDepth node.
     torch.onnx.register_custom_op_symbolic("aten::pixel_unshuffle", _pixel_unshuffle_symbolic, OPSET)
     try:
-        torch.onnx.export(
-            wrapped, torch.rand(1, 3, 64, 64), str(path), input_names=["input"], output_names=["output"],
-            dynamic_axes={"input": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}},
-            opset_version=OPSET, dynamo=False,
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                wrapped, torch.rand(1, 3, 64, 64), str(path), input_names=["input"], output_names=["output"],
+                dynamic_axes={"input": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}},
+                opset_version=OPSET, dynamo=False,
+            )
     finally:
         torch.onnx.unregister_custom_op_symbolic("aten::pixel_unshuffle", OPSET)
     m = model.cfg.size_multiple

@@ -176,3 +176,22 @@ def describe(model: nn.Module) -> dict:
     """Kind + config, enough to rebuild the model with `build` (stored in checkpoints and ONNX)."""
     kind = "teacher" if isinstance(model, Teacher) else "student"
     return {"kind": kind, **asdict(model.cfg)}
+
+
+def macs(model: nn.Module, height: int = 720, width: int = 1280) -> int:
+    """Multiply-accumulates of the convolutions for one frame (what dominates CPU time)."""
+    total = 0
+
+    def count(conv: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+        nonlocal total
+        k = conv.kernel_size[0] * conv.kernel_size[1]
+        total += out.numel() * conv.in_channels // conv.groups * k
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, height, width))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total

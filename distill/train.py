@@ -11,7 +11,7 @@ costs the same as a plain one; with `cfg.teacher` empty the identical student tr
 targets alone (the ablation).
 
 Runs single-process or under `torchrun` (DDP: gloo on CPU, NCCL on GPU; bf16 autocast on GPU).
-A checkpoint (`last.pt`) is written every few minutes, on Ctrl-C and at the end; running the same
+A checkpoint (`last.pt`) is written every few minutes, on Ctrl-C or SIGTERM and at the end; running the same
 command again resumes from it. Metrics go to `metrics.jsonl` and `curves.png` in the run folder.
 """
 
@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -259,6 +260,7 @@ def train(cfg: TrainConfig) -> Path:
     per_rank = cfg.batch // world
     bar = tqdm(total=cfg.steps, initial=step, disable=not main, dynamic_ncols=True)
     t0, last_save = time.time() - elapsed, time.time()
+    previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill = Ctrl-C: save first
     try:
         while step < cfg.steps:
             # Batches depend only on (seed, rank, step): a resumed run draws what it would have.
@@ -309,6 +311,7 @@ def train(cfg: TrainConfig) -> Path:
             log.warning("interrupted at step %d; checkpoint saved to %s — run the same command to resume", step, last)
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         bar.close()
         if metrics:
             metrics.close()

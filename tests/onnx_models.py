@@ -120,3 +120,23 @@ def make_wrong_output_rank_model(path: str | Path) -> Path:
 def make_bad_size_multiple_model(path: str | Path, value: str = "four") -> Path:
     """A contract-following graph whose `vcam.size_multiple` is not a positive integer."""
     return make_identity_model(path, size_multiple=value)
+
+
+def make_channel_gain_model(path: str | Path, gains: tuple[float, float, float] = (1.0, 0.0, 0.0),
+                            size_multiple: int = 1) -> Path:
+    """Multiplies each RGB channel by a constant: (1,0,0) keeps red only, which pins down the
+    BGR <-> RGB order of the runtime's pre/post-processing."""
+    gain = numpy_helper.from_array(np.array(gains, np.float32).reshape(1, 3, 1, 1), "gain")
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, DYNAMIC)
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
+    node = helper.make_node("Mul", ["input", "gain"], ["output"])
+    return _save(path, [node], [x], [y], [gain], _metadata(size_multiple, "channel-gain", None))
+
+
+def make_downscale_model(path: str | Path) -> Path:
+    """Passes the load-time checks (dynamic shapes) but halves H and W when run."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, DYNAMIC)
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "H2", "W2"])
+    node = helper.make_node("AveragePool", ["input"], ["output"], kernel_shape=[2, 2],
+                            strides=[2, 2])
+    return _save(path, [node], [x], [y], [], _metadata(2, "downscale", None))

@@ -65,6 +65,8 @@ def test_version() -> None:
     (lambda p: onnx_models.make_int_input_model(p / "m.onnx"), "expected tensor(float)"),
     (lambda p: onnx_models.make_wrong_rank_model(p / "m.onnx"), "expected [1,3,H,W]"),
     (lambda p: onnx_models.make_static_shape_model(p / "m.onnx"), "dynamic H and W"),
+    (lambda p: onnx_models.make_wrong_channels_model(p / "m.onnx"), "expected 3 (RGB)"),
+    (lambda p: onnx_models.make_wrong_output_rank_model(p / "m.onnx"), "output 'output' has"),
 ])
 def test_bad_models_are_one_line(make, fragment: str, clip: Path, tmp_path: Path) -> None:
     model = make(tmp_path)

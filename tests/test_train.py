@@ -106,7 +106,8 @@ def _cli(tmp_path, *extra, steps=400):
     ]
 
 
-def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=100000)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -114,7 +115,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "run the same command to resume" in err

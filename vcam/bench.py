@@ -1,11 +1,12 @@
 """`vcam bench`: latency of the real pipeline, per stage, against classic sharpeners.
 
 Every measurement runs the real `Pipeline` (reader thread with its newest-frame slot, Sharpener,
-TemporalFilter, a NullSink) on frames held in memory and handed out at the target fps like a
-camera would, so the numbers are the pipeline's, not a decoder's. Unsharp mask and CAS are put in
-the Sharpener's place for the same frames in the same run, which makes the ratios fair even on a
-machine whose load changes over time. CPU utilisation is process CPU time over wall time
-(100 % = one core busy).
+TemporalFilter, a NullSink) on frames rendered in memory (a synthetic scene, or a video decoded
+up front) and handed out at the target fps like a camera would, so the numbers are the
+pipeline's, not a video decoder's (a real camera's MJPG decoding adds CPU on top). Unsharp mask
+and CAS are put in the Sharpener's place for the same frames in the same run, which keeps the
+ratios fair on a machine whose load changes over time. CPU utilisation is process CPU time over
+wall time (100 % = one core busy).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from vcam.virtualcam import NullSink
 
 NAMED_SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 WARMUP_FRAMES = 5
-LOOP_FRAMES = 48  # frames kept in memory per size; the source loops over them
+LOOP_FRAMES = 48  # frames of a --source file kept in memory; the bench loops over them
 
 
 def parse_sizes(text: str) -> list[tuple[str, int, int]]:
@@ -55,21 +56,29 @@ def parse_sizes(text: str) -> list[tuple[str, int, int]]:
     return sizes
 
 
-def synthetic_frames(width: int, height: int, count: int = LOOP_FRAMES) -> list[np.ndarray]:
-    """A textured scene panning slowly with a bright block crossing it: detail for the
-    sharpener, motion and static parts for the temporal filter, no file needed."""
+def synthetic_scene(width: int, height: int) -> Callable[[int], np.ndarray]:
+    """Frame i of a textured scene panning slowly with a bright block crossing it: detail for
+    the sharpener, moving and static parts for the temporal filter, no file needed."""
     rng = np.random.default_rng(0)
-    big = cv2.resize(rng.integers(0, 256, (height // 8 + 8, width // 8 + 8, 3), np.uint8),
-                     (width + 64, height + 64), interpolation=cv2.INTER_CUBIC)
-    frames = []
-    for i in range(count):
-        dx = i % 64
-        frame = np.ascontiguousarray(big[32:32 + height, dx:dx + width])
-        x = (i * max(1, width // count)) % max(1, width - width // 6)
-        cv2.rectangle(frame, (x, height // 3), (x + width // 6, 2 * height // 3),
-                      (230, 230, 230), -1)
-        frames.append(frame)
-    return frames
+    texture = cv2.resize(rng.integers(0, 256, (height // 8 + 8, width // 8 + 8, 3), np.uint8),
+                         (width + 64, height + 64), interpolation=cv2.INTER_CUBIC)
+    block = max(2, width // 6)
+
+    def frame_at(i: int) -> np.ndarray:
+        pan = abs(i % 64 - 32)  # back and forth: no jump that would look like a scene cut
+        frame = texture[32:32 + height, pan:pan + width].copy()
+        x = (i * 4) % max(1, width - block)
+        cv2.rectangle(frame, (x, height // 3), (x + block, 2 * height // 3), (230, 230, 230), -1)
+        return frame
+
+    return frame_at
+
+
+def recorded_scene(recording: list[np.ndarray], width: int,
+                   height: int) -> Callable[[int], np.ndarray]:
+    """Frame i of a looping recording, scaled to width x height."""
+    return lambda i: cv2.resize(recording[i % len(recording)], (width, height),
+                                interpolation=cv2.INTER_AREA)
 
 
 def file_frames(path: str, count: int = LOOP_FRAMES) -> list[np.ndarray]:
@@ -90,23 +99,22 @@ def file_frames(path: str, count: int = LOOP_FRAMES) -> list[np.ndarray]:
     return frames
 
 
-class _MemoryCapture:
-    """A camera stand-in for CameraSource: hands out pre-made frames in a loop."""
+class _SceneCapture:
+    """A camera stand-in for CameraSource: delivers a fresh frame of a scene on every read."""
 
-    def __init__(self, frames: list[np.ndarray]) -> None:
-        self._frames = frames
+    def __init__(self, frame_at: Callable[[int], np.ndarray]) -> None:
+        self._frame_at = frame_at
         self._i = 0
 
     def read(self) -> tuple[bool, np.ndarray]:
-        frame = self._frames[self._i % len(self._frames)]
         self._i += 1
-        return True, frame
+        return True, self._frame_at(self._i)
 
     def set(self, prop: int, value: float) -> bool:
         return False
 
     def release(self) -> None:
-        self._frames = []
+        pass
 
 
 class _Baseline:
@@ -144,9 +152,9 @@ class Result:
                                         if s not in ("infer", "e2e"))
 
 
-def _measure(frames: list[np.ndarray], sharpen: Callable, fps: float, count: int,
+def _measure(scene: Callable[[int], np.ndarray], sharpen: Callable, fps: float, count: int,
              ema: float) -> tuple[dict, float, float, float, int]:
-    source = CameraSource(_MemoryCapture(frames), "bench frames", fps=fps, paced=True)
+    source = CameraSource(_SceneCapture(scene), "bench scene", fps=fps, paced=True)
     temporal = TemporalFilter(ema)
     with Pipeline(source, sharpen, temporal, NullSink(), history=count,
                   status_interval=None) as pipeline:
@@ -168,26 +176,29 @@ def run_bench(model: str | Path, sizes: list[tuple[str, int, int]], frames: int 
     """Measure the model and both baselines at every size; returns a JSON-ready report."""
     if frames < 1:
         raise VcamError(f"--frames must be at least 1 (got {frames})")
+    if fps <= 0:
+        raise VcamError(f"--fps must be positive (got {fps})")
     sharpener = Sharpener(model, provider)
     methods: dict[str, Callable] = {"model": sharpener, "unsharp": _Baseline(unsharp_mask),
                                     "cas": _Baseline(cas)}
     recording = None if source == "synthetic" else file_frames(source)
     results, ratios = [], {}
     for label, w, h in sizes:
-        clip = synthetic_frames(w, h) if recording is None else \
-            [cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in recording]
+        scene = synthetic_scene(w, h) if recording is None else recorded_scene(recording, w, h)
         e2e = {}
         for method, sharpen in methods.items():
-            stages, out_fps, max_fps, cpu, dropped = _measure(clip, sharpen, fps, frames, ema)
+            stages, out_fps, max_fps, cpu, dropped = _measure(scene, sharpen, fps, frames, ema)
             results.append(Result(label, w, h, method, frames, stages, out_fps, max_fps, cpu,
                                   dropped))
             e2e[method] = stages["e2e"]["p50"]
         ratios[label] = {"model/unsharp": e2e["model"] / e2e["unsharp"],
                          "model/cas": e2e["model"] / e2e["cas"]}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other jobs skew timings
     return {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
         "machine": {"platform": platform.platform(), "processor": platform.machine(),
-                    "cpus": os.cpu_count(), "onnxruntime": ort.__version__,
-                    "opencv": cv2.__version__},
+                    "cpus": os.cpu_count(), "load_average_1m_at_end": load,
+                    "onnxruntime": ort.__version__, "opencv": cv2.__version__},
         "model": {"path": str(model), "providers": sharpener.providers,
                   **{k: v for k, v in sharpener.metadata.items() if k.startswith("vcam.")}},
         "source": source, "target_fps": fps, "frames": frames, "warmup_frames": WARMUP_FRAMES,
@@ -198,13 +209,15 @@ def run_bench(model: str | Path, sizes: list[tuple[str, int, int]], frames: int 
 
 def format_report(report: dict) -> str:
     """A Markdown table a human reads in a terminal and `benchmarks/` keeps."""
-    model = report["model"]
+    model, machine = report["model"], report["machine"]
+    load = machine["load_average_1m_at_end"]
     lines = [
-        f"model {model.get('vcam.name', Path(model['path']).name)} "
+        f"vcam bench, {report['date']}: model {model.get('vcam.name', Path(model['path']).name)} "
         f"({model['path']}, {', '.join(model['providers'])}); source {report['source']}, "
         f"{report['frames']} frames per row after {report['warmup_frames']} warm-up, "
-        f"target {report['target_fps']:g} fps; {report['machine']['cpus']} CPUs, "
-        f"onnxruntime {report['machine']['onnxruntime']}",
+        f"target {report['target_fps']:g} fps; {machine['cpus']} CPUs"
+        + (f" (load average {load:.1f})" if load is not None else "")
+        + f", onnxruntime {machine['onnxruntime']}",
         "",
         "ms per frame, p50 / p95 / p99; non-inf = capture+pre+post+temporal+publish (p50); "
         "CPU = process CPU time / wall time (100% = one core)",

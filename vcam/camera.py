@@ -78,12 +78,13 @@ class CameraSource:
         self._thread = threading.Thread(target=self._run, name=f"vcam-source[{name}]", daemon=True)
         self._thread.start()
         with self._cond:
-            if not self._cond.wait_for(lambda: self._slot is not None or self._error is not None,
-                                       timeout):
-                self.close()
-                raise SourceError(f"{name} opened but sent no frames within {timeout:g} s — it may "
-                                  "be in use by another app (close it) or not support the "
-                                  "requested --width/--height/--fps")
+            started = self._cond.wait_for(lambda: self._slot is not None or self._error is not None,
+                                          timeout)
+        if not started:
+            self.close()  # outside the lock: the reader may need it to finish its last frame
+            raise SourceError(f"{name} opened but sent no frames within {timeout:g} s — it may "
+                              "be in use by another app (close it) or not support the requested "
+                              "--width/--height/--fps")
         if self._error is not None:
             self.close()
             raise self._error

@@ -68,8 +68,8 @@ def _obs_check() -> Check:
         with pyvirtualcam.Camera(64, 48, 30, backend="obs") as cam:
             return Check("virtual camera", True, f"{cam.device} (apps list it under that name)")
     except Exception as exc:  # noqa: BLE001 — any failure means the OBS driver is not usable
-        return Check("virtual camera", False, f"OBS Virtual Camera unusable ({exc}) — install OBS "
-                                              "Studio and start its virtual camera once")
+        return Check("virtual camera", False, f"OBS Virtual Camera unusable ({exc}) — install "
+                                              "OBS Studio and start its virtual camera once")
 
 
 def _model_check(model: str | Path | None) -> Check:

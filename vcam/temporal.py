@@ -4,31 +4,32 @@ Sharpening amplifies sensor noise, and a small CNN adds its own frame-to-frame w
 read as flicker in a static scene. Averaging over time removes it, but only where nothing moves,
 so each pixel's history weight is driven by how much the *raw camera input* changed:
 
-    Y(t)   = luma of the camera frame at half resolution (INTER_AREA: a 2x2 mean, which halves
-             the noise before differencing)
-    d(t)   = box3x3(|Y(t) - Y(t-1)|)                              noise-robust motion measure
-    w(t)   = strength * (1 - min(d / MOTION_LEVELS, 1)) ** GAMMA   history weight per pixel,
-             upsampled bilinearly to full resolution               (hqdn3d-style difference
-                                                                     weighting)
+    X(t)  = camera frame at half resolution (INTER_AREA, a 2x2 mean: halves the noise)
+    d(t)  = box3x3(luma(|X(t) - X(t-1)|))      per-pixel change; luma of the per-channel
+                                                absolute differences, so colour-only motion counts
+    n(t)  = median of d(t), clamped to [1, MAX_NOISE_LEVELS] and smoothed over frames: the
+            camera's noise level (most of a video-call frame is static)
+    w(t)  = strength * (1 - clamp((d - n) / max(2n, MIN_WIDTH_LEVELS), 0, 1)) ** 2
+            upsampled bilinearly to full resolution
     out(t) = w * out(t-1) + (1 - w) * sharp(t)
 
-So a static pixel converges to the temporal mean of the sharpened signal (noise std shrinks by
-sqrt((1-w)/(1+w))), while a pixel whose input changed by MOTION_LEVELS or more takes the current
-frame outright: no trails. Motion is measured on the input, not the sharpened frame, because the
-model's own flicker must not count as motion (it is exactly what is being smoothed).
+A change within the noise (d <= n) is averaged with full strength; one above 3n takes the
+current frame outright: no trails. This is FFmpeg hqdn3d's difference-driven weighting,
+w(d) = (1 - d/255)^gamma, with the scale set by the measured noise instead of a fixed 255:
+a fixed threshold either leaves a noisy camera flickering or smears a clean one's slow motion
+(measured in benchmarks/temporal.md). Motion is measured on the input, not on the sharpened
+frame, because the model's own flicker must not count as motion: it is what is being removed.
 
-The whole output is smoothed rather than only the model residual (sharp - in): smoothing the
-residual alone leaves the camera's own noise flickering at full strength; measured on the
-synthetic sequence it removes far less flicker for the same moving-content PSNR
-(benchmarks/temporal.md).
+The whole output is smoothed, not only the model residual (sharp - in): smoothing the residual
+alone leaves the camera's own noise flickering at full strength.
 
-State resets (out = sharp) on a resolution change and on a scene cut (mean |ΔY| above
-SCENE_CUT_LEVELS, e.g. a camera switch or the light turned on), where history is meaningless.
+State resets (out = sharp) on a resolution change and on a scene cut (mean d above
+SCENE_CUT_LEVELS: a camera switch, the light turned on), where history is meaningless.
 
-Cost: the state is kept in uint8 and blended with OpenCV's saturating per-pixel multiply
-(`round(a*b/255)`): a float32 state would triple the memory traffic of a 720p frame. The two
-roundings per pixel cannot drift (their exact sum is an integer when out == sharp, and a ratio
-of 255 never lands on .5), and the ~1/(1-w)/2-level dead band this leaves is below visibility.
+Cost: the state is kept in uint8 and blended with OpenCV's per-pixel multiply, round(a*b/255):
+a float32 state would triple the memory traffic of a 720p frame. The two roundings cannot make
+the state drift (when out == sharp their exact sum is an integer and never a tie), and the
+dead band they leave, 0.5/(1-w) levels, is below visibility.
 """
 
 from __future__ import annotations
@@ -40,25 +41,25 @@ import numpy as np
 
 from vcam.errors import VcamError
 
-DEFAULT_STRENGTH = 0.75
-MOTION_LEVELS = 24.0     # |ΔY| (0..255) at which a pixel counts as fully moving
-GAMMA = 2.0              # >1 drops the history weight quickly once motion starts
-SCENE_CUT_LEVELS = 40.0  # mean |ΔY| above which the whole frame is a new scene
+DEFAULT_STRENGTH = 0.85   # static pixels average over ~1/(1-0.85) ≈ 7 frames
+MIN_WIDTH_LEVELS = 4.0    # a near-noiseless camera still tolerates small changes
+MAX_NOISE_LEVELS = 16.0   # caps the damage when more than half of the frame moves
+NOISE_SMOOTHING = 0.9     # per-frame EMA of the noise estimate, so weights do not pump
+SCENE_CUT_LEVELS = 40.0   # mean d (0..255) above which the whole frame is a new scene
+_LEVELS = np.arange(256, dtype=np.float32)
 
 
 class TemporalFilter:
     """Callable (camera frame, sharpened frame) -> smoothed frame, all BGR uint8 HxWx3.
 
     The returned array is a read-only view of the filter's state, valid until the next call:
-    copy it before modifying or keeping it.
+    copy it before modifying or keeping it. Strength 0 returns `frame_sharp` untouched.
     """
 
     def __init__(self, strength: float = DEFAULT_STRENGTH) -> None:
         if not 0.0 <= strength <= 1.0:
             raise VcamError(f"--ema must be between 0 and 1 (got {strength})")
         self.strength = float(strength)
-        levels = np.minimum(np.arange(256, dtype=np.float64) / MOTION_LEVELS, 1.0)
-        self._lut = np.rint(255 * self.strength * (1.0 - levels) ** GAMMA).astype(np.uint8)
         self._shape: tuple[int, ...] | None = None
 
     def reset(self) -> None:
@@ -67,24 +68,35 @@ class TemporalFilter:
 
     def _allocate(self, shape: tuple[int, ...]) -> None:
         h, w = shape[:2]
-        half = (max(w // 2, 1), max(h // 2, 1))
-        self._small = np.empty((half[1], half[0], 3), np.uint8)
-        self._luma = np.empty((half[1], half[0]), np.uint8)
-        self._prev_luma = np.empty_like(self._luma)
-        self._diff = np.empty_like(self._luma)
-        self._motion = np.empty_like(self._luma)
-        self._weight_small = np.empty_like(self._luma)
+        hh, hw = max(h // 2, 1), max(w // 2, 1)
+        self._small = np.empty((hh, hw, 3), np.uint8)
+        self._prev_small = np.empty_like(self._small)
+        self._diff3 = np.empty_like(self._small)
+        self._diff = np.empty((hh, hw), np.uint8)
+        self._motion = np.empty_like(self._diff)
+        self._weight_small = np.empty_like(self._diff)
         self._weight = np.empty((h, w), np.uint8)
         self._weight3 = np.empty((h, w, 3), np.uint8)
-        self._keep3 = np.empty((h, w, 3), np.uint8)
-        self._fresh = np.empty((h, w, 3), np.uint8)
-        self._history = np.empty((h, w, 3), np.uint8)
+        self._new_weight3 = np.empty_like(self._weight3)
+        self._new_part = np.empty_like(self._weight3)
+        self._history = np.empty_like(self._weight3)
+        self._noise: float | None = None
         self._shape = shape
 
     def _read_only(self) -> np.ndarray:
         view = self._history.view()
         view.flags.writeable = False
         return view
+
+    def _weights_lut(self) -> np.ndarray:
+        """w(d) as a 256-entry uint8 table (255 = keep history), from this frame's noise."""
+        counts = cv2.calcHist([self._motion], [0], None, [256], [0, 256]).ravel()
+        median = float(np.searchsorted(np.cumsum(counts), self._motion.size / 2))
+        median = min(max(median, 1.0), MAX_NOISE_LEVELS)
+        self._noise = median if self._noise is None else (
+            NOISE_SMOOTHING * self._noise + (1 - NOISE_SMOOTHING) * median)
+        ramp = (_LEVELS - self._noise) / max(2 * self._noise, MIN_WIDTH_LEVELS)
+        return np.rint(255 * self.strength * (1 - np.clip(ramp, 0, 1)) ** 2).astype(np.uint8)
 
     def __call__(self, frame_in: np.ndarray, frame_sharp: np.ndarray) -> np.ndarray:
         if frame_in.shape != frame_sharp.shape or frame_in.ndim != 3 or frame_in.shape[2] != 3:
@@ -95,23 +107,23 @@ class TemporalFilter:
         fresh_state = self._shape != frame_in.shape
         if fresh_state:
             self._allocate(frame_in.shape)
-        cv2.resize(frame_in, self._luma.shape[::-1], dst=self._small, interpolation=cv2.INTER_AREA)
-        cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._luma)
-        cv2.absdiff(self._luma, self._prev_luma, dst=self._diff)
-        self._luma, self._prev_luma = self._prev_luma, self._luma
+        cv2.resize(frame_in, self._diff.shape[::-1], dst=self._small, interpolation=cv2.INTER_AREA)
+        cv2.absdiff(self._small, self._prev_small, dst=self._diff3)
+        self._small, self._prev_small = self._prev_small, self._small
+        cv2.cvtColor(self._diff3, cv2.COLOR_BGR2GRAY, dst=self._diff)
         if fresh_state or cv2.mean(self._diff)[0] > SCENE_CUT_LEVELS:
             np.copyto(self._history, frame_sharp)
             return self._read_only()
 
         cv2.blur(self._diff, (3, 3), dst=self._motion)
-        cv2.LUT(self._motion, self._lut, dst=self._weight_small)
+        cv2.LUT(self._motion, self._weights_lut(), dst=self._weight_small)
         cv2.resize(self._weight_small, self._weight.shape[::-1], dst=self._weight,
                    interpolation=cv2.INTER_LINEAR)
         cv2.cvtColor(self._weight, cv2.COLOR_GRAY2BGR, dst=self._weight3)
-        cv2.subtract(255, self._weight3, dst=self._keep3)
+        cv2.bitwise_not(self._weight3, dst=self._new_weight3)  # 255 - w, exactly, in uint8
         cv2.multiply(self._history, self._weight3, dst=self._history, scale=1 / 255)
-        cv2.multiply(frame_sharp, self._keep3, dst=self._fresh, scale=1 / 255)
-        cv2.add(self._history, self._fresh, dst=self._history)
+        cv2.multiply(frame_sharp, self._new_weight3, dst=self._new_part, scale=1 / 255)
+        cv2.add(self._history, self._new_part, dst=self._history)
         return self._read_only()
 
 

@@ -178,7 +178,8 @@ def _open_error(device: str | None, exc: Exception) -> DeviceError:
     if platform.system() != "Linux":
         return DeviceError(f"cannot open the OBS Virtual Camera ({text}) — install OBS Studio "
                            "and start its virtual camera once")
-    return DeviceError(f"cannot open virtual camera {name} ({text}) — check it with `vcam doctor`")
+    return DeviceError(f"cannot open virtual camera {name} ({text}) — check it with "
+                       "`vcam doctor`")
 
 
 class WindowSink(Sink):
@@ -257,4 +258,5 @@ def open_sink(spec: str, width: int, height: int, fps: float, device: str | None
         return NullSink()
     if Path(spec).suffix.lower() in (".mp4", ".avi"):
         return FileSink(spec, width, height, fps)
-    raise DeviceError(f"unknown --sink {spec!r} — use virtualcam, window, null or a FILE.mp4/.avi")
+    raise DeviceError(f"unknown --sink {spec!r} — use virtualcam, window, null or a "
+                      "FILE.mp4/.avi")

@@ -1,0 +1,109 @@
+"""Choose the student: quality vs milliseconds for candidate architectures, measured here.
+
+Each candidate is distilled from the same teacher for the same number of steps, exported
+(re-parameterised) to ONNX fp32 and static INT8, timed on a 1280×720 frame with ONNX Runtime
+(median of N runs, 2 intra-op threads, with CAS timed in the same process as a yardstick for
+this machine's speed) and scored on the validation set. Writes benchmarks/student_arch.{md,json}.
+
+    python benchmarks/student_arch.py --teacher runs/teacher/best.pt --steps 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from distill.data import benchmark_set
+from distill.evaluate import onnx_method, score
+from distill.export import export_onnx, quantize_int8
+from distill.models import Student, StudentConfig, macs
+from distill.train import TrainConfig, train
+from vcam.baselines import cas
+
+CANDIDATES = [(16, 4), (32, 4), (32, 6), (48, 4), (48, 6), (64, 6)]
+
+
+def median_ms(fn, runs: int) -> float:
+    fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000)
+    return statistics.median(times)
+
+
+def session_ms(path: Path, frame: np.ndarray, runs: int) -> float:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return median_ms(lambda: session.run(None, {"input": frame}), runs)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teacher", required=True)
+    ap.add_argument("--train-dir", default="../shared/data/train")
+    ap.add_argument("--val-dir", default="../shared/data/val")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--work", default="runs/arch")
+    ap.add_argument("--out", default="benchmarks/student_arch")
+    args = ap.parse_args()
+
+    val = benchmark_set(args.val_dir)
+    degraded, clean = [d for d, _ in val], [c for _, c in val]
+    input_psnr = score(degraded, clean)["psnr"]
+    rng = np.random.default_rng(0)
+    frame = rng.random((1, 3, 720, 1280), dtype=np.float32)
+    frame8 = (rng.random((720, 1280, 3)) * 255).astype(np.uint8)
+    rows = []
+    for channels, blocks in CANDIDATES:
+        name = f"c{channels}b{blocks}"
+        work = Path(args.work) / name
+        cfg = TrainConfig(kind="student", model={"channels": channels, "blocks": blocks}, train_dir=args.train_dir,
+                          val_dir=args.val_dir, out=str(work), steps=args.steps, lr=2e-3, eval_every=args.steps, teacher=args.teacher)
+        ckpt = train(cfg)
+        fp32, int8 = work / "student.onnx", work / "student-int8.onnx"
+        export_onnx(ckpt, fp32, name)
+        quantize_int8(fp32, int8, degraded[:12])
+        model = Student(StudentConfig(channels, blocks))
+        model.fold()
+        cas_ms = median_ms(lambda: cas(frame8), args.runs)
+        q32, q8 = (score([onnx_method(p)(d) for d in degraded], clean)["psnr"] for p in (fp32, int8))
+        ms32, ms8 = session_ms(fp32, frame, args.runs), session_ms(int8, frame, args.runs)
+        rows.append({
+            "student": name, "channels": channels, "blocks": blocks,
+            "params": sum(p.numel() for p in model.parameters()), "gmac_720p": macs(model) / 1e9,
+            "ms_fp32": ms32, "ms_int8": ms8, "cas_ms": cas_ms,
+            "psnr_fp32": q32, "psnr_int8": q8, "gain_db": q32 - input_psnr, "int8_cost_db": q32 - q8,
+        })
+        print(json.dumps(rows[-1]), flush=True)
+
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps({"steps": args.steps, "input_psnr": input_psnr, "rows": rows}, indent=2) + "\n")
+    lines = [
+        f"Students distilled for {args.steps} steps from `{args.teacher}`; validation `{args.val_dir}` "
+        f"(degraded input {input_psnr:.2f} dB). Times: median of {args.runs} runs on one 1280×720 frame, "
+        "ONNX Runtime CPU, 2 threads; CAS on the same frame in the same process for scale.",
+        "",
+        "| student | params | GMAC/720p | fp32 ms | INT8 ms | INT8 ms / CAS ms | PSNR fp32 | gain vs input | INT8 cost |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['student']} | {r['params']:,} | {r['gmac_720p']:.2f} | {r['ms_fp32']:.1f} | {r['ms_int8']:.1f} | "
+            f"{r['ms_int8'] / r['cas_ms']:.2f} | {r['psnr_fp32']:.2f} | {r['gain_db']:+.2f} dB | {r['int8_cost_db']:+.3f} dB |"
+        )
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,158 @@
+"""Sharpener on real ONNX Runtime sessions over tiny models built in tmp_path."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import onnx_models
+import vcam.sharpen
+from vcam.errors import ModelError, VcamError
+from vcam.sharpen import Sharpener, default_model_path
+
+
+def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A smooth random BGR image: edges to sharpen, no saturated pixels to hide errors."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 2.0), None, 30, 220, cv2.NORM_MINMAX)
+
+
+def edge_energy(img: np.ndarray) -> float:
+    return float(np.abs(cv2.Laplacian(img.astype(np.float32), cv2.CV_32F)).mean())
+
+
+@pytest.mark.parametrize("threads", [None, 1])
+@pytest.mark.parametrize("size_multiple", [1, 8])
+def test_identity_model_returns_odd_sized_frame_exactly(tmp_path: Path, size_multiple: int,
+                                                         threads: int | None) -> None:
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx", size_multiple=size_multiple)
+    frame = np.random.default_rng(1).integers(0, 256, (481, 641, 3), dtype=np.uint8)
+    out = Sharpener(model, threads=threads)(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - frame).max() <= 1
+
+
+def test_model_sees_rgb_and_output_is_converted_back_to_bgr(tmp_path: Path) -> None:
+    model = onnx_models.make_channel_gain_model(tmp_path / "red.onnx", gains=(1.0, 0.0, 0.0))
+    frame = textured(48, 64)
+    out = Sharpener(model)(frame)
+    assert np.array_equal(out[..., 2], frame[..., 2])  # red is BGR channel 2
+    assert not out[..., :2].any()
+
+
+def test_sharpen_model_keeps_odd_shape_and_raises_edge_energy(tmp_path: Path) -> None:
+    model = onnx_models.make_sharpen_model(tmp_path / "sharp.onnx", size_multiple=4)
+    frame = textured(481, 641)
+    out = Sharpener(model)(frame)
+    assert out.shape == frame.shape
+    assert edge_energy(out) > 1.5 * edge_energy(frame)
+
+
+def test_strength_blends_input_and_model_output(tmp_path: Path) -> None:
+    model = onnx_models.make_sharpen_model(tmp_path / "sharp.onnx")
+    frame = textured(60, 80)
+    full = Sharpener(model, strength=1.0)(frame).astype(int)
+    half = Sharpener(model, strength=0.5)(frame).astype(int)
+    none = Sharpener(model, strength=0.0)(frame)
+    assert np.array_equal(none, frame)
+    assert np.abs(full - frame).max() > 10  # the model really changes the frame
+    assert np.abs(half - (full + frame) / 2).max() <= 1
+
+
+@pytest.mark.parametrize("strength", [-0.1, 3.0])
+def test_strength_out_of_range_is_refused(tmp_path: Path, strength: float) -> None:
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx")
+    with pytest.raises(VcamError, match="strength must be between 0 and 1"):
+        Sharpener(model, strength=strength)
+
+
+@pytest.mark.parametrize("maker, message", [
+    (onnx_models.make_wrong_input_name_model, "model inputs are 'image', expected exactly one named 'input'"),
+    (onnx_models.make_wrong_rank_model, r"input 'input' has shape \[3, 'H', 'W'\], expected \[1,3,H,W\]"),
+    (onnx_models.make_int_input_model, r"input 'input' is tensor\(uint8\), expected tensor\(float\)"),
+    (onnx_models.make_wrong_channels_model, "input 'input' has 4 channels, expected 3"),
+    (onnx_models.make_static_shape_model, "fixed size 64x64, expected dynamic H and W"),
+    (onnx_models.make_wrong_output_rank_model, r"output 'output' has shape \[3, 'H', 'W'\]"),
+    (onnx_models.make_bad_size_multiple_model, "vcam.size_multiple='four' is not a positive integer"),
+])
+def test_contract_breaking_model_is_refused_in_one_line(tmp_path: Path, maker, message: str) -> None:
+    model = maker(tmp_path / "broken.onnx")
+    with pytest.raises(ModelError, match=message) as info:
+        Sharpener(model)
+    assert "\n" not in str(info.value) and str(model) in str(info.value)
+
+
+def test_file_that_is_not_onnx_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.onnx"
+    path.write_bytes(b"\x00this is not a protobuf\xff" * 10)
+    with pytest.raises(ModelError, match="is not a readable ONNX model") as info:
+        Sharpener(path)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_model_file_says_how_to_fix(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="model file not found: .*pass --model PATH"):
+        Sharpener(tmp_path / "nope.onnx")
+
+
+def test_model_that_changes_the_frame_size_fails_with_a_model_error(tmp_path: Path) -> None:
+    sharpener = Sharpener(onnx_models.make_downscale_model(tmp_path / "down.onnx"))
+    with pytest.raises(ModelError, match="failed on a 64x48 frame.*must keep H and W"):
+        sharpener(textured(48, 64))
+
+
+@pytest.mark.parametrize("name", ["cpu", "CPU", "CPUExecutionProvider"])
+def test_provider_accepts_friendly_and_full_names(tmp_path: Path, name: str) -> None:
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx")
+    assert Sharpener(model, provider=name).providers == ["CPUExecutionProvider"]
+
+
+def test_automatic_provider_choice_includes_cpu(tmp_path: Path) -> None:
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx")
+    assert "CPUExecutionProvider" in Sharpener(model).providers
+
+
+def test_unknown_provider_lists_what_is_available(tmp_path: Path) -> None:
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx")
+    with pytest.raises(ModelError, match=r"unknown or unavailable provider 'warp-drive'; "
+                                         r"available here: .*cpu"):
+        Sharpener(model, provider="warp-drive")
+
+
+def test_timings_cover_each_stage(tmp_path: Path) -> None:
+    sharpener = Sharpener(onnx_models.make_identity_model(tmp_path / "id.onnx"))
+    sharpener(textured(48, 64))
+    assert set(sharpener.timings) == {"pre", "infer", "post"}
+    assert all(ms >= 0 for ms in sharpener.timings.values())
+
+
+def test_output_buffer_is_reused_until_the_frame_size_changes(tmp_path: Path) -> None:
+    sharpener = Sharpener(onnx_models.make_identity_model(tmp_path / "id.onnx", size_multiple=4))
+    first = sharpener(textured(48, 64, seed=1))
+    second = sharpener(textured(48, 64, seed=2))
+    assert second is first
+    assert np.array_equal(second, textured(48, 64, seed=2))
+    resized = sharpener(textured(50, 66))
+    assert resized is not first and resized.shape == (50, 66, 3)
+
+
+def test_metadata_is_read_and_missing_size_multiple_means_any_size(tmp_path: Path) -> None:
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx", size_multiple=None,
+                                            metadata={"vcam.version": "1.2.3"})
+    sharpener = Sharpener(model)
+    assert sharpener.metadata["vcam.name"] == "identity"
+    assert sharpener.metadata["vcam.version"] == "1.2.3"
+    assert "vcam.size_multiple" not in sharpener.metadata
+    assert sharpener.size_multiple == 1
+    assert sharpener(textured(47, 63)).shape == (47, 63, 3)
+
+
+def test_default_model_path_points_to_shipped_weights_or_says_use_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vcam.sharpen.importlib.resources, "files", {"vcam.weights": tmp_path}.__getitem__)
+    with pytest.raises(ModelError, match="no default model is installed.*pass --model PATH"):
+        default_model_path()
+    onnx_models.make_identity_model(tmp_path / "student.onnx")
+    assert default_model_path() == tmp_path / "student.onnx"
