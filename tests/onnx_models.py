@@ -1,4 +1,4 @@
-"""Tiny ONNX models, built with `onnx.helper`, that follow (or deliberately break) the model contract.
+"""Tiny ONNX models, built with `onnx.helper`, that follow or deliberately break the contract.
 
 The runtime is tested on real ONNX Runtime sessions, so tests need real models; these are a few
 hundred bytes each and are written into `tmp_path`. Contract: input `input` float32 [1,3,H,W]

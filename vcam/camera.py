@@ -206,7 +206,7 @@ def _open_camera(index: int, spec: str, width: int | None, height: int | None,
         capture = cv2.VideoCapture(index, backend)
     if not capture.isOpened():
         capture.release()
-        raise SourceError(_no_camera_message(index, spec))
+        raise SourceError(_no_camera_message(spec))
     capture.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter.fourcc(*"MJPG"))  # ignored if not offered
     if width and height:
         capture.set(cv2.CAP_PROP_FRAME_WIDTH, width)
@@ -220,7 +220,7 @@ def _open_camera(index: int, spec: str, width: int | None, height: int | None,
     return source
 
 
-def _no_camera_message(index: int, spec: str) -> str:
+def _no_camera_message(spec: str) -> str:
     if sys.platform == "linux" and not glob.glob("/dev/video*"):
         return (f"no camera at {spec}: this machine has no webcam at all (no /dev/video*) — "
                 "run on a video file instead with --source FILE")

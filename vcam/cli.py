@@ -38,10 +38,9 @@ class _OneLineErrors(TyperGroup):
             code = _fail(exc.format_message(), 2)
         except typer.Abort:
             code = 130
-        except Exception as exc:  # noqa: BLE001 — a bug still gets one line; details at debug
-            log.debug("unexpected error", exc_info=True)
-            code = _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --log-level debug "
-                         "and report it)", 1)
+        except Exception as exc:  # noqa: BLE001 — even a bug reaches the user as one line
+            code = _fail(f"unexpected {type(exc).__name__}: {exc} — this is a bug, please report "
+                         "it with the command you ran", 1)
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)

@@ -10,10 +10,11 @@ allocate on the hot path and to touch each byte as few times as possible:
   through IOBinding, so it allocates nothing per frame either;
 * frames are reflect-padded (bottom/right) to `vcam.size_multiple` and cropped back, so any
   frame size (641x481) works with models that downsample internally;
-* the work is split into horizontal bands run on a small thread pool: one core cannot saturate
-  memory bandwidth, two roughly halve the time (measured 2.5 ms -> 1.2 ms per 720p frame);
-* clamping to [0,1] uses an in-place threshold, after which OpenCV's fast saturating
-  `convertScaleAbs` is exact (its abs() only matters for negatives, which are gone).
+* it runs on the calling thread: splitting it over two cores halved it on an idle machine but
+  made it 50 % slower on a busy one (a laptop in a video call is busy), so it stays simple;
+* at full strength, clamping to [0,1] is an in-place threshold, after which OpenCV's fast
+  saturating `convertScaleAbs` is exact (its abs() only matters for negatives, which are gone);
+  a partial strength blends with the float input and saturates in one `addWeighted`.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -34,8 +33,6 @@ from vcam.errors import ModelError, VcamError
 CONTRACT = ("the model contract is one input named 'input', float32 [1,3,H,W] RGB in 0..1 with "
             "dynamic H and W, output float32 [1,3,H,W]")
 AUTO_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-# Beyond a few bands the per-band dispatch costs more than the extra memory bandwidth buys.
-MAX_BANDS = 4
 
 
 def default_model_path() -> Path:
@@ -73,9 +70,11 @@ def _provider_options(providers: list[str]) -> list[dict[str, str]]:
             if p == "TensorrtExecutionProvider" else {} for p in providers]
 
 
-def _first_line(exc: BaseException) -> str:
+def _first_line(exc: BaseException, limit: int = 240) -> str:
+    """ORT messages can run to several long lines; the user gets the start of the first."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[:limit] + "..."
 
 
 class Sharpener:
@@ -94,7 +93,8 @@ class Sharpener:
         self.strength = float(strength)
         self.path = Path(model_path)
         if not self.path.is_file():
-            raise ModelError(f"model file not found: {self.path}; pass --model PATH to an ONNX model")
+            raise ModelError(f"model file not found: {self.path}; "
+                             "pass --model PATH to an ONNX model")
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -104,7 +104,7 @@ class Sharpener:
         # A daemon waits for the camera between frames: spinning threads would burn those idle
         # cores (high CPU is the top complaint about virtual-camera tools).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # every ORT error reaches the user as one ModelError line
         providers = _resolve_providers(provider)
         try:
             self._session = ort.InferenceSession(str(self.path), options, providers=providers,
@@ -113,13 +113,13 @@ class Sharpener:
             raise ModelError(f"{self.path} is not a readable ONNX model ({_first_line(exc)}); "
                              "pass --model PATH to a valid .onnx file") from exc
         self.providers: list[str] = self._session.get_providers()
+        if provider is not None and providers[0] not in self.providers:
+            raise ModelError(f"provider {provider!r} is installed but could not start (missing "
+                             f"CUDA/TensorRT libraries?); use --provider cpu")
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         self._output_name = self._check_contract()
         self.size_multiple = self._read_size_multiple()
 
-        bands = min(threads or os.cpu_count() or 1, MAX_BANDS)
-        self._pool = ThreadPoolExecutor(bands - 1, "vcam-sharpen") if bands > 1 else None
-        self._bands = bands
         self._binding = self._session.io_binding()
         self._shape: tuple[int, int] | None = None
         self.timings: dict[str, float] = {"pre": 0.0, "infer": 0.0, "post": 0.0}
@@ -178,34 +178,46 @@ class Sharpener:
                                            ort.OrtValue.ortvalue_from_numpy(self._output))
         self._shape = (height, width)
 
-    def _in_bands(self, work: Callable[[int, int], None], rows: int) -> None:
-        edges = [rows * i // self._bands for i in range(self._bands + 1)]
-        futures = [self._pool.submit(work, a, b) for a, b in zip(edges[1:-1], edges[2:])] \
-            if self._pool else []
-        work(edges[0], edges[1])
-        for future in futures:
-            future.result()
-
-    def _pre_band(self, top: int, bottom: int) -> None:
-        """BGR uint8 HWC rows -> RGB float32 CHW rows in [0,1]."""
-        planes = [p[top:bottom] for p in self._planes]
-        cv2.split(self._src[top:bottom], planes)
+    def _preprocess(self, frame: np.ndarray) -> None:
+        """BGR uint8 HWC -> reflect-padded RGB float32 CHW in [0,1], into the bound input."""
+        h, w = frame.shape[:2]
+        if self._padded is not None:
+            hp, wp = self._padded.shape[:2]
+            frame = cv2.copyMakeBorder(frame, 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101,
+                                       dst=self._padded)
+        cv2.split(frame, self._planes)
         for c in range(3):  # model channel c is BGR plane 2-c
-            np.multiply(planes[2 - c], np.float32(1 / 255), out=self._input[0, c, top:bottom])
+            np.multiply(self._planes[2 - c], np.float32(1 / 255), out=self._input[0, c])
 
-    def _post_band(self, top: int, bottom: int) -> None:
-        """RGB float32 CHW rows (cropped) -> BGR uint8 HWC rows, blended with the input."""
-        h, w = self._shape
-        planes = [p[top:bottom, :w] for p in self._planes]
-        for c in range(3):
-            model = self._output[0, 2 - c, top:bottom, :w]
-            cv2.threshold(model, 0, 0, cv2.THRESH_TOZERO, dst=model)
-            cv2.convertScaleAbs(model, dst=planes[c], alpha=255.0)
-        out = self._out[top:bottom]
-        cv2.merge(planes, out)
-        if self.strength < 1.0:
-            cv2.addWeighted(out, self.strength, self._frame[top:bottom], 1.0 - self.strength, 0.0,
-                            dst=out)
+    def _postprocess(self, frame: np.ndarray) -> None:
+        """Bound RGB float32 CHW output (cropped) -> BGR uint8 HWC, blended with the input."""
+        h, w = frame.shape[:2]
+        planes = [p[:h, :w] for p in self._planes]
+        for c in range(3):  # BGR plane c is model channel 2-c
+            model = self._output[0, 2 - c, :h, :w]
+            if self.strength == 1.0:
+                cv2.threshold(model, 0, 0, cv2.THRESH_TOZERO, dst=model)
+                cv2.convertScaleAbs(model, dst=planes[c], alpha=255.0)
+            else:  # blend with the still-bound float input and saturate in one pass
+                cv2.addWeighted(model, 255.0 * self.strength, self._input[0, 2 - c, :h, :w],
+                                255.0 * (1.0 - self.strength), 0.0, dst=planes[c],
+                                dtype=cv2.CV_8U)
+        cv2.merge(planes, self._out)
+
+    def _diagnose(self, exc: Exception) -> ModelError:
+        """Name the usual culprit, an output that does not keep the input size, by running the
+        same input without the preallocated output (error path only)."""
+        hp, wp = self._input.shape[2:]
+        what = _first_line(exc)
+        try:
+            shape = self._session.run([self._output_name], {"input": self._input})[0].shape
+            if tuple(shape) != self._output.shape:
+                what = f"it returns {list(shape)} for input {list(self._input.shape)}"
+        except Exception:  # the original error is reported instead
+            pass
+        return ModelError(f"{self.path} failed on a {wp}x{hp} input: {what}; the model must "
+                          f"keep H and W and accept multiples of "
+                          f"vcam.size_multiple={self.size_multiple}")
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -214,22 +226,14 @@ class Sharpener:
         h, w = frame.shape[:2]
         if self._shape != (h, w):
             self._prepare(h, w)
-        self._frame = frame
-        self._src = frame
-        if self._padded is not None:
-            hp, wp = self._padded.shape[:2]
-            self._src = cv2.copyMakeBorder(frame, 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101,
-                                           dst=self._padded)
-        self._in_bands(self._pre_band, self._src.shape[0])
+        self._preprocess(frame)
         t1 = time.perf_counter()
         try:
             self._session.run_with_iobinding(self._binding)
         except Exception as exc:  # ORT's error types are not part of its public API
-            raise ModelError(f"{self.path} failed on a {w}x{h} frame ({_first_line(exc)}); the "
-                             f"model must keep H and W and accept multiples of "
-                             f"vcam.size_multiple={self.size_multiple}") from exc
+            raise self._diagnose(exc) from exc
         t2 = time.perf_counter()
-        self._in_bands(self._post_band, h)
+        self._postprocess(frame)
         t3 = time.perf_counter()
         self.timings = {"pre": (t1 - t0) * 1e3, "infer": (t2 - t1) * 1e3, "post": (t3 - t2) * 1e3}
         return self._out

@@ -112,21 +112,19 @@ class VirtualCamSink(Sink):
                  backend: str | None = None, root: Path = Path("/"),
                  check_interval: float = 1.0) -> None:
         linux = platform.system() == "Linux"
-        self._backend = backend or ("v4l2loopback" if linux else "obs")
         if device is None and linux:
             device = find_device(LABEL, root)
             if device is None:
                 raise DeviceError(f"no v4l2loopback device labelled {LABEL} — create it with: "
                                   f"{MODPROBE} ({PERMANENT})")
-        self.width, self.height = _even(width), _even(height)
-        self.device = device
+        self.width, self.height = _even(width), _even(height)  # YUV 4:2:0 on the device
         try:
             self._cam = pyvirtualcam.Camera(self.width, self.height, fps,
                                             fmt=pyvirtualcam.PixelFormat.BGR, device=device,
-                                            backend=self._backend)
+                                            backend=backend or ("v4l2loopback" if linux else "obs"))
         except Exception as exc:  # pyvirtualcam raises RuntimeError/KeyError with backend text
             raise _open_error(device, exc) from exc
-        self.device = self._cam.device
+        self.device: str = self._cam.device
         self._period = 1.0 / fps
         self._next_due = 0.0
         self._check_interval = check_interval

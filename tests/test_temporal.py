@@ -1,0 +1,98 @@
+"""Motion-aware EMA: proven on a synthetic sequence with known ground truth."""
+
+import cv2
+import numpy as np
+import pytest
+
+from vcam.baselines import unsharp_mask
+from vcam.errors import VcamError
+from vcam.temporal import TemporalFilter, flicker, moving_psnr, synthetic_sequence
+
+
+def run(filt: TemporalFilter, frames: list[np.ndarray], sharpen=lambda f: f) -> list[np.ndarray]:
+    return [filt(frame, sharpen(frame)).copy() for frame in frames]
+
+
+@pytest.mark.parametrize("sharpen", [lambda f: f, lambda f: unsharp_mask(f, amount=1.0)],
+                         ids=["identity-model", "noise-amplifying-model"])
+@pytest.mark.parametrize("noise", [6.0, 10.0])
+def test_flicker_halves_while_moving_content_keeps_its_psnr(sharpen, noise: float) -> None:
+    noisy, truth = synthetic_sequence(frames=30, noise=noise, speed=(2, 1))
+    plain = [sharpen(f) for f in noisy]
+    smoothed = run(TemporalFilter(), noisy, sharpen)
+    assert flicker(smoothed, truth) <= 0.5 * flicker(plain, truth)
+    assert moving_psnr(smoothed, truth) >= moving_psnr(plain, truth) - 0.1
+
+
+def test_metrics_see_flicker_and_ghosts() -> None:
+    noisy, truth = synthetic_sequence(frames=6)
+    assert flicker(truth, truth) == 0.0
+    assert flicker(noisy, truth) > 5.0
+    frozen = [truth[0]] * len(truth)  # the worst ghost: motion never shows
+    assert moving_psnr(frozen, truth) < moving_psnr(noisy, truth) - 5.0
+
+
+def test_strength_zero_passes_the_sharpened_frame_through() -> None:
+    noisy, _ = synthetic_sequence(frames=4)
+    filt = TemporalFilter(strength=0.0)
+    for frame in noisy:
+        sharp = unsharp_mask(frame)
+        assert filt(frame, sharp) is sharp
+
+
+def test_output_is_uint8_of_the_input_shape_and_read_only() -> None:
+    noisy, _ = synthetic_sequence(frames=3, height=45, width=61)  # odd sizes
+    filt = TemporalFilter()
+    for frame in noisy:
+        out = filt(frame, frame)
+        assert out.dtype == np.uint8 and out.shape == frame.shape
+        assert not out.flags.writeable
+
+
+def test_static_scene_is_smoothed_after_the_first_frame() -> None:
+    noisy, _ = synthetic_sequence(frames=3)
+    filt = TemporalFilter()
+    assert np.array_equal(filt(noisy[0], noisy[0]), noisy[0])  # nothing to average yet
+    assert not np.array_equal(filt(noisy[1], noisy[1]), noisy[1])
+
+
+def test_resolution_change_resets_the_history() -> None:
+    small, _ = synthetic_sequence(frames=4, height=48, width=64)
+    large, _ = synthetic_sequence(frames=2, height=60, width=80, seed=1)
+    filt = TemporalFilter()
+    run(filt, small)
+    assert np.array_equal(filt(large[0], large[0]), large[0])
+    assert not np.array_equal(filt(large[1], large[1]), large[1])
+
+
+def test_scene_cut_resets_the_history_even_where_the_frame_did_not_change() -> None:
+    scene, _ = synthetic_sequence(frames=4)
+    filt = TemporalFilter()
+    run(filt, scene[:3])
+    cut = scene[3].copy()
+    cut[24:] = cv2.add(cut[24:], (60, 60, 60, 0))  # the light goes on below the top quarter
+    assert np.array_equal(filt(cut, cut), cut)  # the top quarter is not averaged either
+
+
+def test_reset_forgets_the_history() -> None:
+    noisy, _ = synthetic_sequence(frames=4)
+    filt = TemporalFilter()
+    run(filt, noisy[:3])
+    filt.reset()
+    assert np.array_equal(filt(noisy[3], noisy[3]), noisy[3])
+
+
+@pytest.mark.parametrize("strength", [-0.5, 1.5])
+def test_strength_out_of_range_is_refused(strength: float) -> None:
+    with pytest.raises(VcamError, match="--ema must be between 0 and 1"):
+        TemporalFilter(strength)
+
+
+@pytest.mark.parametrize("frame_in, frame_sharp", [
+    (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8)),
+    (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.float32)),
+    (np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8)),
+], ids=["sizes differ", "float frame", "grey frames"])
+def test_frames_that_do_not_match_are_refused(frame_in, frame_sharp) -> None:
+    with pytest.raises(VcamError, match="two HxWx3 uint8 frames of one size"):
+        TemporalFilter()(frame_in, frame_sharp)
