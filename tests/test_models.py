@@ -40,7 +40,9 @@ def test_student_changes_luma_only():
     x = torch.rand(1, 3, 16, 16)
     delta = student(x) - x
     assert delta.abs().max() > 1e-3
-    assert torch.allclose(delta[:, 0], delta[:, 1]) and torch.allclose(delta[:, 1], delta[:, 2])
+    # (x + r) - x loses float32 precision (~1e-7), so equality is checked to that tolerance.
+    assert torch.allclose(delta[:, 0], delta[:, 1], atol=1e-6)
+    assert torch.allclose(delta[:, 1], delta[:, 2], atol=1e-6)
 
 
 def test_describe_round_trips():
