@@ -26,7 +26,7 @@ from distill.models import Student, StudentConfig, macs
 from distill.train import TrainConfig, train
 from vcam.baselines import cas
 
-CANDIDATES = [(16, 4), (32, 4), (32, 6), (48, 4), (48, 6), (64, 6)]
+CANDIDATES = "16x4,32x4,32x6,48x4,48x6,64x6"  # channels x blocks
 
 
 def median_ms(fn, runs: int) -> float:
@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--train-dir", default="../shared/data/train")
     ap.add_argument("--val-dir", default="../shared/data/val")
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--candidates", default=CANDIDATES, help="comma list of CHANNELSxBLOCKS")
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--work", default="runs/arch")
     ap.add_argument("--out", default="benchmarks/student_arch")
@@ -64,7 +65,7 @@ def main() -> None:
     frame = rng.random((1, 3, 720, 1280), dtype=np.float32)
     frame8 = (rng.random((720, 1280, 3)) * 255).astype(np.uint8)
     rows = []
-    for channels, blocks in CANDIDATES:
+    for channels, blocks in (map(int, c.split("x")) for c in args.candidates.split(",")):
         name = f"c{channels}b{blocks}"
         work = Path(args.work) / name
         cfg = TrainConfig(kind="student", model={"channels": channels, "blocks": blocks}, train_dir=args.train_dir,

@@ -25,7 +25,7 @@ from torch import nn
 
 from distill.data import to_tensor_batch
 from distill.models import Student, describe
-from distill.train import model_from_checkpoint
+from distill.train import load_checkpoint, model_from_checkpoint
 
 OPSET = 17
 
@@ -97,6 +97,16 @@ def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
     return {"max_abs_diff": parity(wrapped, path, m)}
+
+
+def slim_checkpoint(checkpoint: str | Path, path: str | Path) -> None:
+    """Keep only what inference and distillation need (architecture + EMA weights): a run's
+    last.pt also holds optimiser state and raw weights, ~4x the size, which only resuming uses.
+    The result loads wherever a checkpoint is accepted (`--teacher`, `distill export`)."""
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint)
+    torch.save({"arch": ckpt["arch"], "model": model.state_dict(), "ema": None,
+                "config": ckpt.get("config"), "step": ckpt.get("step")}, path)
 
 
 @torch.no_grad()

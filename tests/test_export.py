@@ -3,11 +3,12 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 
 from distill.evaluate import evaluate, to_markdown
-from distill.export import export_onnx, onnx_session, quantize_int8, run_onnx
+from distill.export import export_onnx, onnx_session, quantize_int8, run_onnx, slim_checkpoint
 from distill.metrics import psnr
-from distill.train import train
+from distill.train import model_from_checkpoint, train
 from distill_fixtures import TINY_STUDENT, tiny_config
 from vcam.sharpen import Sharpener
 
@@ -74,3 +75,13 @@ def test_quality_report_has_the_reference_table(checkpoints, tmp_path):
     assert set(report["vs_teacher"]) == {"student"}
     md = to_markdown(report)
     assert "| student |" in md and "student vs teacher" in md
+
+
+def test_slim_checkpoint_is_smaller_and_gives_the_same_network(checkpoints, tmp_path):
+    _, teacher, _ = checkpoints
+    slim = tmp_path / "teacher.pt"
+    slim_checkpoint(teacher, slim)
+    assert slim.stat().st_size < teacher.stat().st_size / 2
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        assert torch.equal(model_from_checkpoint(slim)(x), model_from_checkpoint(teacher)(x))
