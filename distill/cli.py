@@ -126,9 +126,10 @@ def evaluate(
     model: list[str] = typer.Option([], help="NAME=PATH.onnx, repeatable (name one 'teacher' to get student-vs-teacher)."),
     val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
     out: Path = typer.Option(Path("benchmarks/quality"), help="Writes OUT.md and OUT.json."),
+    bench_frames: int = typer.Option(0, help="Also time each model at 720p through `vcam bench` for N frames (0 skips)."),
 ) -> None:
     """PSNR (RGB, Y) and SSIM of the input, unsharp mask, CAS and each model; student vs teacher."""
-    from distill.evaluate import evaluate as run, to_markdown, write_report
+    from distill.evaluate import evaluate as run, speed, to_markdown, write_report
 
     models = {}
     for item in model:
@@ -140,5 +141,7 @@ def evaluate(
         report = run(val_dir, models)
     except DataError as e:
         _fail(str(e))
+    if bench_frames > 0:
+        report["speed"] = speed(models, bench_frames)
     write_report(report, out)
     typer.echo(to_markdown(report))

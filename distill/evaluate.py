@@ -63,6 +63,22 @@ def evaluate(val_dir: str | Path, models: dict[str, str | Path], teacher: str | 
     return {"val_dir": str(val_dir), "images": len(pairs), "methods": rows, "vs_teacher": vs_teacher}
 
 
+def speed(models: dict[str, str | Path], frames: int) -> dict[str, dict[str, float]]:
+    """ms per 1280x720 frame of each model through the real pipeline (`vcam bench`), with the
+    classical sharpeners measured in the first model's run. Timed here, beside the quality
+    figures, so one command regenerates the whole trade-off table."""
+    from vcam.bench import run_bench
+
+    rows: dict[str, dict[str, float]] = {}
+    for name, path in models.items():
+        report = run_bench(path, [("720p", 1280, 720)], frames)
+        for r in report["results"]:
+            label = name if r["method"] == "model" else {"unsharp": "unsharp mask", "cas": "CAS"}[r["method"]]
+            rows.setdefault(label, {"infer_p50": r["stages"]["infer"]["p50"], "e2e_p50": r["stages"]["e2e"]["p50"],
+                                    "e2e_p95": r["stages"]["e2e"]["p95"], "non_inference_p50": r["non_inference_p50_ms"]})
+    return rows
+
+
 def to_markdown(report: dict) -> str:
     base = report["methods"]["degraded input"]["psnr"]
     lines = [
@@ -77,6 +93,11 @@ def to_markdown(report: dict) -> str:
     if report["vs_teacher"]:
         lines += ["", "| student vs teacher | PSNR (dB) | SSIM |", "|---|---:|---:|"]
         lines += [f"| {n} | {r['psnr']:.2f} | {r['ssim']:.4f} |" for n, r in report["vs_teacher"].items()]
+    if report.get("speed"):
+        lines += ["", "Speed per 1280×720 frame, `vcam bench` pipeline on this machine (ms, median unless noted):", "",
+                  "| method | sharpen (inference) | other stages | end-to-end | end-to-end p95 |", "|---|---:|---:|---:|---:|"]
+        lines += [f"| {n} | {r['infer_p50']:.1f} | {r['non_inference_p50']:.1f} | {r['e2e_p50']:.1f} | {r['e2e_p95']:.1f} |"
+                  for n, r in report["speed"].items()]
     return "\n".join(lines) + "\n"
 
 

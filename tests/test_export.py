@@ -5,7 +5,7 @@ import onnx
 import pytest
 import torch
 
-from distill.evaluate import evaluate, to_markdown
+from distill.evaluate import evaluate, speed, to_markdown
 from distill.export import export_onnx, onnx_session, quantize_int8, run_onnx, slim_checkpoint
 from distill.metrics import psnr
 from distill.train import model_from_checkpoint, train
@@ -75,6 +75,18 @@ def test_quality_report_has_the_reference_table(checkpoints, tmp_path):
     assert set(report["vs_teacher"]) == {"student"}
     md = to_markdown(report)
     assert "| student |" in md and "student vs teacher" in md
+
+
+def test_speed_table_times_each_model_and_the_baselines(checkpoints, tmp_path):
+    _, _, student = checkpoints
+    export_onnx(student, tmp_path / "s.onnx", "s")
+    rows = speed({"student": tmp_path / "s.onnx"}, frames=2)
+    assert list(rows) == ["student", "unsharp mask", "CAS"]
+    for row in rows.values():
+        assert 0 < row["infer_p50"] <= row["e2e_p50"] <= row["e2e_p95"]
+    md = to_markdown({"val_dir": "v", "images": 1, "methods": {"degraded input": {"psnr": 20, "psnr_y": 21, "ssim": 0.5}},
+                      "vs_teacher": {}, "speed": rows})
+    assert "| student |" in md.split("Speed")[1]
 
 
 def test_slim_checkpoint_is_smaller_and_gives_the_same_network(checkpoints, tmp_path):
