@@ -9,7 +9,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import pyvirtualcam
 
+from vcam import virtualcam
 from vcam.errors import DeviceError
 from vcam.virtualcam import (FileSink, NullSink, VirtualCamSink, exclusive_caps, find_device,
                              list_loopback_devices, open_sink)
@@ -94,6 +96,74 @@ def test_dead_device_stops_the_sink(fake_sysfs, memory_backend) -> None:
         os.remove(device)  # module unloaded: the node goes away, writes would fail silently
         with pytest.raises(DeviceError, match="disappeared"):
             sink.send(noise(64, 48))
+
+
+class Streamers:
+    """Stands in for `_start_output_stream`: hands out pipe write ends, so a test can tell
+    whether each one is still open, and notes how many writers the device had at the time."""
+
+    def __init__(self, backend) -> None:
+        self.backend = backend
+        self.calls: list[tuple[int, int]] = []  # (writers at the call, read end of the pipe)
+
+    def __call__(self, device: str) -> int:
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        self.calls.append((len(self.backend.in_use), read))
+        return write
+
+    @staticmethod
+    def is_open(read: int) -> bool:
+        try:
+            return os.read(read, 1) != b""  # b"": every write end is closed
+        except BlockingIOError:
+            return True
+
+
+def test_restart_workaround_holds_an_output_streamer_and_closes_it_last(
+        fake_sysfs, memory_backend, monkeypatch) -> None:
+    """v4l2loopback <= 0.12.7 lets the next writer in only once an opener that started the output
+    stream has closed (module docstring; tests/e2e checks it against the real driver)."""
+    fake_sysfs.add(10, "SharpCam")
+    monkeypatch.setitem(pyvirtualcam.camera.BACKENDS, "v4l2loopback", memory_backend)
+    monkeypatch.setattr(virtualcam, "_device_caps", lambda device: virtualcam._CAP_VIDEO_OUTPUT)
+    streamers = Streamers(memory_backend)
+    monkeypatch.setattr(virtualcam, "_start_output_stream", streamers)
+    seen_at_camera_close = []
+    close_camera = memory_backend.close
+    monkeypatch.setattr(memory_backend, "close", lambda self: (
+        seen_at_camera_close.append(Streamers.is_open(streamers.calls[0][1])), close_camera(self)))
+
+    sink = VirtualCamSink(64, 48, 30, backend="v4l2loopback", root=fake_sysfs.root)
+    assert [writers for writers, _ in streamers.calls] == [1]  # opened after the camera
+    sink.send(noise(64, 48))
+    sink.close()
+    assert seen_at_camera_close == [True]  # still open when the camera closed...
+    assert not Streamers.is_open(streamers.calls[0][1])  # ...and closed right after
+    sink.close()
+
+
+def test_a_device_left_stuck_by_an_earlier_writer_is_revived_first(
+        fake_sysfs, memory_backend, monkeypatch) -> None:
+    fake_sysfs.add(10, "SharpCam")
+    monkeypatch.setitem(pyvirtualcam.camera.BACKENDS, "v4l2loopback", memory_backend)
+    stuck = 0x05200000  # what the real stuck device announces: read/write, streaming, no video
+    monkeypatch.setattr(virtualcam, "_device_caps", lambda device: stuck)
+    streamers = Streamers(memory_backend)
+    monkeypatch.setattr(virtualcam, "_start_output_stream", streamers)
+    with VirtualCamSink(64, 48, 30, backend="v4l2loopback", root=fake_sysfs.root):
+        (before, revive), (after, hold) = streamers.calls
+        assert (before, after) == (0, 1)  # revived before the camera opened, held after
+        assert not Streamers.is_open(revive) and Streamers.is_open(hold)
+
+
+def test_restart_workaround_helpers_give_up_quietly_on_what_is_not_a_device(tmp_path) -> None:
+    plain = tmp_path / "video10"
+    plain.touch()
+    assert virtualcam._device_caps(str(plain)) is None
+    assert virtualcam._device_caps(str(tmp_path / "missing")) is None
+    assert virtualcam._start_output_stream(str(tmp_path / "missing")) is None
+    virtualcam._revive_if_stuck(str(plain))  # no error, nothing to do
 
 
 def test_nonexistent_device_through_the_real_linux_backend() -> None:

@@ -9,12 +9,22 @@ Linux: the virtual camera is a v4l2loopback device. We find ours by its card lab
 in `/sys/class/video4linux/*/name` (as OBS does with its own label), so the device number does
 not matter. Windows/macOS: pyvirtualcam's OBS backend; apps list that device as
 "OBS Virtual Camera" (install OBS Studio once, which ships the driver).
+
+v4l2loopback up to 0.12.7 (the version of Debian 12 and Ubuntu 22.04/24.04) has a restart bug
+with exclusive_caps=1: a writer that uses write(), as pyvirtualcam does, is never registered as
+the writer, so when it closes the device stops announcing itself as an output, and every later
+writer is refused ("not a video output device") until the module is reloaded. The driver does
+announce it again when an opener that called VIDIOC_STREAMON on the output closes. So the sink
+holds such an opener while it writes and closes it last, and a device already left stuck that way
+(announcing neither capture nor output, so nobody is writing to it) is revived with one first.
+tests/e2e shows both against the real driver.
 """
 
 from __future__ import annotations
 
 import os
 import platform
+import struct
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -100,6 +110,59 @@ def exclusive_caps(device: str, root: Path = Path("/")) -> bool | None:
     return flags[devices.index(device)].strip() in ("Y", "1")
 
 
+_VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability): 104 bytes
+_VIDIOC_STREAMON = 0x40045612  # _IOW('V', 18, int)
+_CAP_VIDEO_CAPTURE, _CAP_VIDEO_OUTPUT, _CAP_DEVICE_CAPS = 0x1, 0x2, 0x80000000
+_BUF_TYPE_VIDEO_OUTPUT = 2
+
+
+def _device_caps(device: str) -> int | None:
+    """The capabilities `device` announces right now, None when it cannot be asked."""
+    import fcntl  # Unix only, like v4l2loopback
+
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = bytearray(104)
+        fcntl.ioctl(fd, _VIDIOC_QUERYCAP, info)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    capabilities, device_caps = struct.unpack_from("<II", info, 84)
+    return device_caps if capabilities & _CAP_DEVICE_CAPS else capabilities
+
+
+def _start_output_stream(device: str) -> int | None:
+    """An fd of `device` on which VIDIOC_STREAMON(output) was called, or None if it cannot be
+    opened. v4l2loopback counts this opener as a writer even when the call fails (it marks the
+    opener first; a stuck device has no format to stream), which is all that matters here."""
+    import fcntl
+
+    try:
+        fd = os.open(device, os.O_RDWR | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        fcntl.ioctl(fd, _VIDIOC_STREAMON, struct.pack("i", _BUF_TYPE_VIDEO_OUTPUT))
+    except OSError:
+        pass
+    return fd
+
+
+def _revive_if_stuck(device: str) -> None:
+    """Make a device that an earlier writer left announcing neither capture nor output (the
+    v4l2loopback restart bug in the module docstring) an output again."""
+    caps = _device_caps(device)
+    if caps is None or caps & (_CAP_VIDEO_CAPTURE | _CAP_VIDEO_OUTPUT):
+        return
+    fd = _start_output_stream(device)
+    if fd is not None:
+        os.close(fd)
+
+
 class VirtualCamSink(Sink):
     """The SharpCam virtual camera through pyvirtualcam, paced to at most `fps`.
 
@@ -118,13 +181,19 @@ class VirtualCamSink(Sink):
                 raise DeviceError(f"no v4l2loopback device labelled {LABEL} — create it with: "
                                   f"{MODPROBE} ({PERMANENT})")
         self.width, self.height = _even(width), _even(height)  # YUV 4:2:0 on the device
+        backend = backend or ("v4l2loopback" if linux else "obs")
+        v4l2loopback = backend == "v4l2loopback" and device is not None
+        if v4l2loopback:
+            _revive_if_stuck(device)
         try:
             self._cam = pyvirtualcam.Camera(self.width, self.height, fps,
                                             fmt=pyvirtualcam.PixelFormat.BGR, device=device,
-                                            backend=backend or ("v4l2loopback" if linux else "obs"))
+                                            backend=backend)
         except Exception as exc:  # pyvirtualcam raises RuntimeError/KeyError with backend text
             raise _open_error(device, exc) from exc
         self.device: str = self._cam.device
+        # Closed after the camera: what lets the next writer (the next `vcam start`) in.
+        self._streamer = _start_output_stream(self.device) if v4l2loopback else None
         self._period = 1.0 / fps
         self._next_due = 0.0
         self._check_interval = check_interval
@@ -153,6 +222,9 @@ class VirtualCamSink(Sink):
 
     def close(self) -> None:
         self._cam.close()
+        if self._streamer is not None:
+            os.close(self._streamer)
+            self._streamer = None
 
 
 def _open_error(device: str | None, exc: Exception) -> DeviceError:

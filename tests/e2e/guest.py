@@ -1,0 +1,442 @@
+"""The e2e scenarios. Runs INSIDE the QEMU guest (init.sh starts it), as root, against the real
+v4l2loopback driver; never collected by pytest (no test_ prefix).
+
+usage: python tests/e2e/guest.py SHARE     SHARE = the writable 9p share (/e2e) with the model,
+                                           the reference frames and v4l2loopback.ko from the host
+
+Each scenario drives the real CLI (`vcam start`, `vcam doctor`) as a user would. Its verdict is
+written to SHARE/results.json as soon as it is known (report.py prints them on the host), so a
+guest that hangs later still reports what finished. Exit code 0 only if every scenario passed.
+
+  no-device    (c) module loaded with only a "FakeWebcam" device: `vcam start` prints the one-line
+               fix (with `modprobe v4l2loopback`), exits 2, no traceback.
+  doctor       (d) `vcam doctor` finds the SharpCam device and reads its exclusive_caps right.
+  publish      (a) `vcam start --source <FakeWebcam> --frames N` with the default sink finds the
+               SharpCam device by its label and publishes the sharpened pattern (details below).
+  sigterm-restart (b) SIGTERM while a reader is attached: vcam releases the device within 1 s
+               and exits (bounded at 5 s: interpreter shutdown is slow emulated); a second
+               `vcam start` right after publishes to the still-attached reader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+import pattern
+
+SHARE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/e2e")
+VCAM = str(Path(sys.executable).parent / "vcam")  # the venv's console script
+MODEL = str(SHARE / "sharpen.onnx")
+SHARPCAM_NR, FAKECAM_NR = 10, 20
+SHARPCAM, FAKECAM = f"/dev/video{SHARPCAM_NR}", f"/dev/video{FAKECAM_NR}"
+SIZE = ["--width", str(pattern.WIDTH), "--height", str(pattern.HEIGHT)]
+
+# Frame comparisons are mean absolute differences in 8-bit levels over all pixels and channels.
+# Frames reach the reader through two YUV 4:2:0 round trips (fake webcam -> vcam, vcam ->
+# reader). The host simulates both with OpenCV's BT.601 conversions, but the writers on the
+# device use pyvirtualcam's libyuv, which rounds differently: measured here, one trip differs
+# from the simulation by 0.8 levels on average (up to 4 on single pixels), and the sharpen model
+# (a 3x3 Laplacian, centre weight 5) amplifies such pixel-level differences about five-fold, so
+# a correct sharpened frame lands ~3 levels from the host's reference. The tolerance is twice
+# that; the alternatives it must tell apart are much farther: the unsharpened pattern is ~26
+# levels from the sharpened one, and another phase of the pattern ~55.
+MATCH_TOLERANCE = 6.0
+DISTINCT = 2 * MATCH_TOLERANCE  # the wrong candidate must be at least this far
+MIN_EDGE_GAIN = 1.5  # the sharpen model multiplies the pattern's edge energy by ~5
+
+OPEN_TIMEOUT = 120  # s for a reader to see the first frame (vcam's imports are slow emulated)
+RUN_TIMEOUT = 120  # s for a `vcam` command to finish on its own
+# After SIGTERM, vcam must stop and release camera and device within 1 s, as the README
+# promises. What is left after that is the interpreter's own shutdown, which takes 30-40 ms on
+# the host but 0.4-1.5 s under emulation (everything runs 10-40x slower here), so the process
+# exit gets a bound that only catches a real hang.
+RELEASE_LIMIT = 1.0
+EXIT_LIMIT = 5.0
+
+
+class Failed(Exception):
+    """A scenario's check failed; the message says which and what was seen."""
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise Failed(message)
+
+
+T0 = time.monotonic()
+
+
+def say(message: str) -> None:
+    print(f"e2e [{time.monotonic() - T0:6.1f}s] {message}", flush=True)
+
+
+# --- results ----------------------------------------------------------------------------------
+
+class Results:
+    """results.json in the share, rewritten after every scenario."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.data = {"scenarios": names, "results": {}}
+        self._write()
+
+    def record(self, name: str, ok: bool, detail: str, seconds: float) -> None:
+        self.data["results"][name] = {"ok": ok, "detail": detail, "seconds": round(seconds, 1)}
+        say(f"{'PASS' if ok else 'FAIL'} {name}: {detail}")
+        self._write()
+
+    def _write(self) -> None:
+        tmp = SHARE / "results.json.tmp"
+        tmp.write_text(json.dumps(self.data, indent=2))
+        tmp.replace(SHARE / "results.json")
+
+    @property
+    def ok(self) -> bool:
+        results = self.data["results"]
+        return all(name in results and results[name]["ok"] for name in self.data["scenarios"])
+
+
+# --- kernel module, processes, readers -------------------------------------------------------
+
+def load_loopback(devices: list[tuple[int, str, bool]]) -> None:
+    """(Re)load v4l2loopback with one device per (number, card label, exclusive_caps)."""
+    if Path("/sys/module/v4l2loopback").exists():
+        subprocess.run(["busybox", "rmmod", "v4l2loopback"], check=True)
+    params = [f"devices={len(devices)}",
+              "video_nr=" + ",".join(str(nr) for nr, _, _ in devices),
+              "card_label=" + ",".join(label for _, label, _ in devices),
+              "exclusive_caps=" + ",".join("1" if ex else "0" for _, _, ex in devices)]
+    subprocess.run(["busybox", "insmod", str(SHARE / "v4l2loopback.ko"), *params], check=True)
+    deadline = time.monotonic() + 10
+    while not all(Path(f"/dev/video{nr}").exists() for nr, _, _ in devices):
+        check(time.monotonic() < deadline, "device nodes did not appear after insmod")
+        time.sleep(0.1)
+    say(f"v4l2loopback loaded: {' '.join(params)}")
+
+
+class Process:
+    """A background process whose output goes to a log file (shown when a check fails)."""
+
+    def __init__(self, name: str, args: list[str]) -> None:
+        self.name = name
+        self.log = Path("/tmp") / f"{name}.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
+        say(f"started {name}: {' '.join(args)}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_line(self, needle: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.output():
+            check(self.proc.poll() is None,
+                  f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
+            check(time.monotonic() < deadline, f"{self.name}: no '{needle}' within {timeout}s")
+            time.sleep(0.2)
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise Failed(f"{self.name} still running after {timeout}s: {self.tail()}") from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def tail(self, lines: int = 6) -> str:
+        return " | ".join(self.output().strip().splitlines()[-lines:])
+
+
+def vcam_start(name: str, *options: str) -> Process:
+    return Process(name, [VCAM, "start", "--source", FAKECAM, "--model", MODEL, *SIZE,
+                          "--fps", str(pattern.FPS), "--ema", "0", *options])
+
+
+def open_reader(writer: Process, timeout: float = OPEN_TIMEOUT) -> tuple[cv2.VideoCapture,
+                                                                          np.ndarray]:
+    """A capture of SharpCam as an app opens it (OpenCV by index with CAP_V4L2: OpenCV 5 cannot
+    open a V4L2 path) and its first frame. With exclusive_caps=1 the device is a capture device
+    only once a writer has started, so this polls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        capture = cv2.VideoCapture(SHARPCAM_NR, cv2.CAP_V4L2)
+        if capture.isOpened():
+            ok, frame = capture.read()
+            if ok:
+                return capture, frame
+        capture.release()
+        check(writer.proc.poll() is None,
+              f"{writer.name} exited with {writer.proc.returncode}: {writer.tail()}")
+        check(time.monotonic() < deadline, f"no frame from {SHARPCAM} within {timeout}s")
+        time.sleep(0.5)
+
+
+def read_frame(capture: cv2.VideoCapture) -> np.ndarray:
+    ok, frame = capture.read()
+    check(ok, f"reading {SHARPCAM} failed")
+    return frame
+
+
+def announces_output(device: str) -> bool:
+    """Whether `device` offers itself as a video output now (VIDIOC_QUERYCAP's device caps).
+    With exclusive_caps=1 it does not while a writer is active, and does again once the writer
+    has released it, so this tells when a new writer can take over."""
+    import fcntl
+
+    fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        info = bytearray(104)  # struct v4l2_capability
+        fcntl.ioctl(fd, 0x80685600, info)  # VIDIOC_QUERYCAP
+    finally:
+        os.close(fd)
+    capabilities, device_caps = struct.unpack_from("<II", info, 84)
+    caps = device_caps if capabilities & 0x80000000 else capabilities  # V4L2_CAP_DEVICE_CAPS
+    return bool(caps & 0x2)  # V4L2_CAP_VIDEO_OUTPUT
+
+
+def v4l2_ctl(*args: str) -> str:
+    result = subprocess.run(["v4l2-ctl", *args], capture_output=True, text=True, timeout=30)
+    return result.stdout
+
+
+# --- frame checks -----------------------------------------------------------------------------
+
+REFERENCE = np.load(SHARE / "reference.npz")
+INPUTS = REFERENCE["inputs"].astype(np.int16)  # pattern as vcam reads it
+EXPECTED = REFERENCE["expected"].astype(np.int16)  # model output as a reader must see it
+
+
+def nearest(frame: np.ndarray, candidates: np.ndarray) -> tuple[int, float]:
+    """(phase, mean absolute difference) of the candidate closest to `frame`."""
+    diffs = np.abs(candidates - frame.astype(np.int16)[None]).mean(axis=(1, 2, 3))
+    phase = int(diffs.argmin())
+    return phase, float(diffs[phase])
+
+
+def edge_energy(frame: np.ndarray) -> float:
+    """Mean absolute 4-neighbour Laplacian of the grey image: how much fine detail it has."""
+    g = frame.astype(np.float32).mean(axis=2)
+    lap = 4 * g[1:-1, 1:-1] - g[:-2, 1:-1] - g[2:, 1:-1] - g[1:-1, :-2] - g[1:-1, 2:]
+    return float(np.abs(lap).mean())
+
+
+def check_sharpened(frame: np.ndarray) -> str:
+    """The frame is the model's output on some phase of the pattern (and not the pattern)."""
+    check(frame.shape == (pattern.HEIGHT, pattern.WIDTH, 3),
+          f"frame shape {frame.shape}, expected {(pattern.HEIGHT, pattern.WIDTH, 3)}")
+    phase, diff = nearest(frame, EXPECTED)
+    _, diff_raw = nearest(frame, INPUTS)
+    gain = edge_energy(frame) / edge_energy(INPUTS[phase].astype(np.uint8))
+    summary = (f"phase {phase}: {diff:.2f} levels from the model output, {diff_raw:.1f} from the "
+               f"unsharpened pattern, edge energy x{gain:.2f}")
+    check(diff <= MATCH_TOLERANCE, f"frame does not match the model output: {summary}")
+    check(diff_raw >= DISTINCT, f"frame looks unsharpened: {summary}")
+    check(gain >= MIN_EDGE_GAIN, f"edge energy did not rise: {summary}")
+    return summary
+
+
+def check_unsharpened(frame: np.ndarray) -> str:
+    """The frame is the pattern itself (a `--strength 0` run)."""
+    phase, diff = nearest(frame, INPUTS)
+    _, diff_sharp = nearest(frame, EXPECTED)
+    summary = f"phase {phase}: {diff:.2f} levels from the pattern, {diff_sharp:.1f} from sharpened"
+    check(diff <= MATCH_TOLERANCE and diff_sharp >= DISTINCT,
+          f"frame is not the unsharpened pattern: {summary}")
+    return summary
+
+
+def no_traceback(process_output: str, who: str) -> None:
+    check("Traceback" not in process_output, f"{who} printed a traceback: {process_output[-800:]}")
+
+
+# --- scenarios --------------------------------------------------------------------------------
+
+def scenario_no_device() -> str:
+    """(c) No device labelled SharpCam: one line with the fix, exit code 2, no traceback."""
+    load_loopback([(FAKECAM_NR, "FakeWebcam", True)])
+    result = subprocess.run([VCAM, "start", "--source", str(SHARE / "pattern.avi"), "--model",
+                             MODEL, *SIZE, "--frames", "5"],
+                            capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    say(f"vcam start without a SharpCam device: exit {result.returncode}, stderr "
+        f"{result.stderr.strip()!r}")
+    lines = result.stderr.strip().splitlines()
+    no_traceback(result.stderr + result.stdout, "vcam start")
+    check(result.returncode == 2, f"exit code {result.returncode}, expected 2")
+    check(len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {result.stderr!r}")
+    check(lines[0].startswith("error: ") and "modprobe v4l2loopback" in lines[0]
+          and "card_label=SharpCam" in lines[0],
+          f"the line does not give the modprobe fix: {lines[0]!r}")
+    return f"exit 2, one line: {lines[0][:90]}..."
+
+
+def scenario_doctor() -> str:
+    """(d) `vcam doctor` reports the SharpCam device, its exclusive_caps and the camera."""
+    result = subprocess.run([VCAM, "doctor", "--model", MODEL, "--source", FAKECAM],
+                            capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    report = result.stdout
+    say("vcam doctor:\n" + report + result.stderr)
+    no_traceback(report + result.stderr, "vcam doctor")
+    expected = [
+        "✓ v4l2loopback module loaded: yes",
+        f"✓ SharpCam device present: {SHARPCAM}",
+        "✓ exclusive_caps=1 (Chrome/Meet/Teams list the camera only then): yes",
+        f"✓ {SHARPCAM} writable: yes",
+        f"✓ camera {FAKECAM} delivers frames: {pattern.WIDTH}x{pattern.HEIGHT}",
+    ]
+    lines = report.splitlines()
+    for line in expected:
+        check(any(got.startswith(line) for got in lines), f"doctor did not report {line!r}")
+    check(result.returncode == 0, f"doctor exit code {result.returncode}, expected 0")
+    return f"exit 0; device {SHARPCAM}, exclusive_caps yes, camera {pattern.WIDTH}x{pattern.HEIGHT}"
+
+
+def scenario_publish() -> str:
+    """(a) The default sink finds SharpCam by its label and publishes the sharpened pattern."""
+    listing = v4l2_ctl("--list-devices")
+    check(re.search(rf"^SharpCam \(.*\):\s*\n\s*{SHARPCAM}\s*$", listing, re.M) is not None,
+          f"v4l2-ctl --list-devices does not list {SHARPCAM} as SharpCam: {listing!r}")
+    before = cv2.VideoCapture(SHARPCAM_NR, cv2.CAP_V4L2)
+    readable = before.isOpened() and before.read()[0]
+    before.release()
+    check(not readable, "SharpCam delivered frames before any writer (exclusive_caps=1 lost?)")
+
+    frames = 100
+    vcam = vcam_start("vcam-publish", "--frames", str(frames))
+    try:
+        capture, first = open_reader(vcam)
+        fmt = v4l2_ctl("-d", SHARPCAM, "--info", "--get-fmt-video")
+        check(re.search(r"Card type\s*:\s*SharpCam\s*$", fmt, re.M) is not None,
+              f"card type is not SharpCam: {fmt!r}")
+        check(re.search(rf"Width/Height\s*:\s*{pattern.WIDTH}/{pattern.HEIGHT}", fmt) is not None,
+              f"device format is not {pattern.WIDTH}x{pattern.HEIGHT}: {fmt!r}")
+        size = (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        check(size == (pattern.WIDTH, pattern.HEIGHT), f"OpenCV reports size {size}")
+        summaries = [check_sharpened(f) for f in [first] + [read_frame(capture) for _ in range(4)]]
+        capture.release()
+        code = vcam.wait(RUN_TIMEOUT)
+        no_traceback(vcam.output(), "vcam start")
+        check(code == 0, f"vcam exited with {code}: {vcam.tail()}")
+        check(f"stopped after {frames} frames" in vcam.output(), f"no stop line: {vcam.tail()}")
+    finally:
+        vcam.stop()
+    say("published frames: " + "; ".join(summaries))
+    return (f"SharpCam {pattern.WIDTH}x{pattern.HEIGHT} found by label, 5/5 frames sharpened "
+            f"({summaries[-1]}), exit 0 after {frames} frames")
+
+
+def scenario_sigterm_restart() -> str:
+    """(b) SIGTERM with a reader attached stops vcam within 1 s; a restart publishes at once."""
+    first = vcam_start("vcam-sigterm")
+    second = None
+    try:
+        capture, frame = open_reader(first)
+        check_sharpened(read_frame(capture))  # the reader is attached and streaming
+        check(not announces_output(SHARPCAM), "SharpCam announces output while vcam writes")
+        sent = time.monotonic()
+        first.proc.send_signal(signal.SIGTERM)
+        released = exited = None
+        while exited is None or released is None:
+            now = time.monotonic() - sent
+            check(now < 30, f"vcam still running 30s after SIGTERM: {first.tail()}")
+            if released is None and announces_output(SHARPCAM):
+                released = now
+            if exited is None and first.proc.poll() is not None:
+                exited = now
+            time.sleep(0.01)
+        code = first.proc.returncode
+        say(f"after SIGTERM: device released in {released:.2f}s, process exited in "
+            f"{exited:.2f}s with code {code}")
+        no_traceback(first.output(), "vcam start")
+        check(code == 0, f"exit code {code} after SIGTERM: {first.tail()}")
+        check(released <= RELEASE_LIMIT, f"vcam took {released:.2f}s to release SharpCam")
+        check(exited <= EXIT_LIMIT, f"vcam took {exited:.2f}s to exit after SIGTERM")
+
+        # Right away, while the reader still holds the device (it reads again only once the
+        # second vcam has opened it). --strength 0 publishes the unsharpened camera picture, so
+        # its frames cannot be left-overs of the first run.
+        second = vcam_start("vcam-restart", "--strength", "0", "--frames", "60")
+        second.wait_for_line("-> virtualcam", OPEN_TIMEOUT)  # logged once the sink is open
+        deadline = time.monotonic() + OPEN_TIMEOUT
+        reopened = False
+        while True:
+            check(second.proc.poll() in (None, 0),
+                  f"second vcam start failed ({second.proc.returncode}): {second.tail()}")
+            check(time.monotonic() < deadline, "no frame of the second vcam within "
+                                               f"{OPEN_TIMEOUT}s: {second.tail()}")
+            ok, frame = capture.read()
+            if not ok:  # the reader's stream ended with the first writer: reopen
+                capture.release()
+                capture, frame = open_reader(second, deadline - time.monotonic())
+                reopened = True
+            try:
+                summary = check_unsharpened(frame)
+                break
+            except Failed:
+                continue  # a frame the first run left in the device
+        capture.release()
+        code = second.wait(RUN_TIMEOUT)
+        no_traceback(second.output(), "second vcam start")
+        check(code == 0, f"second vcam exited with {code}: {second.tail()}")
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()
+    reader = "the reader, reopened," if reopened else "the still-attached reader"
+    return (f"released SharpCam {released:.2f}s and exited 0 {exited:.2f}s after SIGTERM; a "
+            f"restart published to {reader} ({summary})")
+
+
+def run(results: Results, name: str, scenario: Callable[[], str]) -> None:
+    say(f"--- {name}")
+    started = time.monotonic()
+    try:
+        results.record(name, True, scenario(), time.monotonic() - started)
+    except Exception as exc:  # noqa: BLE001 — any failure, expected or not, is this one's FAIL
+        detail = str(exc) if isinstance(exc, Failed) else f"{type(exc).__name__}: {exc}"
+        results.record(name, False, detail, time.monotonic() - started)
+
+
+def main() -> int:
+    results = Results(["no-device", "doctor", "publish", "sigterm-restart"])
+    say(f"python {sys.version.split()[0]}, OpenCV {cv2.__version__}, kernel {os.uname().release}")
+    run(results, "no-device", scenario_no_device)
+
+    # The rest: SharpCam (exclusive_caps=1, what the README tells users) plus the fake webcam
+    # (exclusive_caps=0, so doctor must read the flag of the right device), fed by fakecam.py.
+    load_loopback([(SHARPCAM_NR, "SharpCam", True), (FAKECAM_NR, "FakeWebcam", False)])
+    fakecam = Process("fakecam", [sys.executable, str(Path(__file__).with_name("fakecam.py")),
+                                  FAKECAM])
+    try:
+        fakecam.wait_for_line("fakecam: streaming", OPEN_TIMEOUT)
+        say(fakecam.tail(1))
+        run(results, "doctor", scenario_doctor)
+        run(results, "publish", scenario_publish)
+        run(results, "sigterm-restart", scenario_sigterm_restart)
+    except Failed as exc:
+        say(f"the fake webcam did not start: {exc}")
+    finally:
+        fakecam.proc.send_signal(signal.SIGTERM)
+        try:
+            fakecam.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            fakecam.stop()
+    say(f"all scenarios {'PASSED' if results.ok else 'FAILED'}")
+    return 0 if results.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
