@@ -140,3 +140,12 @@ def make_downscale_model(path: str | Path) -> Path:
     node = helper.make_node("AveragePool", ["input"], ["output"], kernel_shape=[2, 2],
                             strides=[2, 2])
     return _save(path, [node], [x], [y], [], _metadata(2, "downscale", None))
+
+
+def make_reciprocal_model(path: str | Path) -> Path:
+    """Output 1/input: +inf where a pixel is black, >= 1 (white once saturated) elsewhere; a
+    model that emits non-finite values must not spoil the rest of the frame."""
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, DYNAMIC)
+    y = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
+    node = helper.make_node("Reciprocal", ["input"], ["output"])
+    return _save(path, [node], [x], [y], [], _metadata(1, "reciprocal", None))

@@ -29,9 +29,15 @@ def test_identity_model_returns_odd_sized_frame_exactly(tmp_path: Path, size_mul
                                                          threads: int | None) -> None:
     model = onnx_models.make_identity_model(tmp_path / "id.onnx", size_multiple=size_multiple)
     frame = np.random.default_rng(1).integers(0, 256, (481, 641, 3), dtype=np.uint8)
-    out = Sharpener(model, threads=threads)(frame)
+    sharpener = Sharpener(model, threads=threads)
+    out = sharpener(frame)
     assert out.shape == frame.shape and out.dtype == np.uint8
-    assert np.abs(out.astype(int) - frame).max() <= 1
+    assert np.array_equal(out, frame)
+    # the model saw exactly RGB / 255 (reflect-padded), as float32 computes it
+    padded = sharpener._input.shape[2:]
+    rgb = frame[..., ::-1].transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)
+    assert np.array_equal(sharpener._input[0, :, :481, :641], rgb)
+    assert padded == (481, 641) if size_multiple == 1 else padded == (488, 648)
 
 
 def test_model_sees_rgb_and_output_is_converted_back_to_bgr(tmp_path: Path) -> None:
@@ -48,6 +54,29 @@ def test_sharpen_model_keeps_odd_shape_and_raises_edge_energy(tmp_path: Path) ->
     out = Sharpener(model)(frame)
     assert out.shape == frame.shape
     assert edge_energy(out) > 1.5 * edge_energy(frame)
+
+
+def test_out_of_range_model_output_is_clamped_per_pixel(tmp_path: Path) -> None:
+    model = onnx_models.make_sharpen_model(tmp_path / "strong.onnx", amount=4.0)
+    sharpener = Sharpener(model)
+    frame = textured(60, 80)
+    sharpener(frame)
+    raw = sharpener._output[0].copy()
+    sharpener._output[0] = raw * 1.6 - 0.3  # as an unclipped model would: below 0 and above 1
+    sharpener._postprocess(frame)
+    bgr = (np.clip(raw * 1.6 - 0.3, 0, 1) * 255).transpose(1, 2, 0)[..., ::-1]
+    assert (bgr == 0).any() and (bgr == 255).any()
+    assert np.array_equal(sharpener._out, np.rint(bgr).astype(np.uint8))
+
+
+def test_infinite_model_output_spoils_only_its_own_pixel(tmp_path: Path) -> None:
+    model = onnx_models.make_reciprocal_model(tmp_path / "reciprocal.onnx")
+    frame = textured(48, 64)
+    frame[10, 20] = 0  # 1/0 = inf
+    out = Sharpener(model)(frame)
+    others = np.ones(frame.shape[:2], bool)
+    others[10, 20] = False
+    assert (out[others] == 255).all()  # 1/x >= 1 saturates to white
 
 
 def test_strength_blends_input_and_model_output(tmp_path: Path) -> None:

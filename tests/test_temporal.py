@@ -56,6 +56,13 @@ def test_static_scene_is_smoothed_after_the_first_frame() -> None:
     assert not np.array_equal(filt(noisy[1], noisy[1]), noisy[1])
 
 
+def test_history_equal_to_the_frame_stays_equal_so_the_state_cannot_drift() -> None:
+    frame = np.random.default_rng(2).integers(0, 256, (36, 52, 3), np.uint8)
+    filt = TemporalFilter()
+    for _ in range(10):  # static input: the full history weight, every pixel value
+        assert np.array_equal(filt(frame, frame), frame)
+
+
 def test_resolution_change_resets_the_history() -> None:
     small, _ = synthetic_sequence(frames=4, height=48, width=64)
     large, _ = synthetic_sequence(frames=2, height=60, width=80, seed=1)
