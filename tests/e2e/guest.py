@@ -60,7 +60,7 @@ OPEN_TIMEOUT = 120  # s for a reader to see the first frame (vcam's imports are 
 RUN_TIMEOUT = 120  # s for a `vcam` command to finish on its own
 # After SIGTERM, vcam must stop and release camera and device within 1 s, as the README
 # promises. What is left after that is the interpreter's own shutdown, which takes 30-40 ms on
-# the host but 0.4-1.5 s under emulation (everything runs 10-40x slower here), so the process
+# the host but 0.5-2 s under emulation (everything runs 10-40x slower here), so the process
 # exit gets a bound that only catches a real hang.
 RELEASE_LIMIT = 1.0
 EXIT_LIMIT = 5.0
@@ -343,7 +343,7 @@ def scenario_sigterm_restart() -> str:
     first = vcam_start("vcam-sigterm")
     second = None
     try:
-        capture, frame = open_reader(first)
+        capture, _ = open_reader(first)
         check_sharpened(read_frame(capture))  # the reader is attached and streaming
         check(not announces_output(SHARPCAM), "SharpCam announces output while vcam writes")
         sent = time.monotonic()
