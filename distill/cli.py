@@ -102,16 +102,17 @@ def export(
     calib_images: int = typer.Option(24),
     facts: str = typer.Option("{}", help="Extra JSON metadata (training data, validation figures…)."),
     pt: Optional[Path] = typer.Option(None, help="Also write a weights-only PyTorch checkpoint here (to ship, or to distil from)."),
+    raw_weights: bool = typer.Option(False, help="Export the raw weights instead of their EMA (for runs whose EMA lags)."),
 ) -> None:
     """Export to the public ONNX contract (+ parity check), optionally INT8 as well."""
     from distill.data import benchmark_set
     from distill.export import export_onnx, quantize_int8, slim_checkpoint
 
     try:
-        result = export_onnx(checkpoint, out, name, json.loads(facts))
+        result = export_onnx(checkpoint, out, name, json.loads(facts), use_ema=not raw_weights)
         typer.echo(f"wrote {out}: max |PyTorch − ONNX Runtime| = {result['max_abs_diff']:.2e}")
         if pt:
-            slim_checkpoint(checkpoint, pt)
+            slim_checkpoint(checkpoint, pt, use_ema=not raw_weights)
             typer.echo(f"wrote {pt}")
         if int8:
             calib = [d for d, _ in benchmark_set(calib_dir)[:calib_images]]

