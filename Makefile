@@ -32,7 +32,7 @@ e2e: $(VENV)/.dev
 	bash tests/e2e/run.sh
 
 bench: $(VENV)/.runtime
-	$(VENV)/bin/vcam bench --out benchmarks/bench
+	$(VENV)/bin/vcam bench --out benchmarks/bench.md
 
 quality: $(VENV)/.dev
 	$(VENV)/bin/distill evaluate --model teacher=weights/teacher.onnx --model student=weights/student.onnx \

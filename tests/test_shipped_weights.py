@@ -1,0 +1,50 @@
+"""The models in weights/ as shipped: they follow the public contract, `vcam start` finds the
+default one, and the student really restores (a frame degraded like a webcam's gets closer to
+the clean one). Nothing here trains; the files are read as users get them."""
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from distill.metrics import psnr
+from vcam.sharpen import Sharpener, default_model_path
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+
+
+def scene(height: int = 181, width: int = 243) -> np.ndarray:
+    """Edges and fine texture at odd sizes: what sharpening is for, and what padding must handle."""
+    rng = np.random.default_rng(3)
+    img = cv2.resize(rng.integers(40, 215, (12, 16, 3), np.uint8), (width, height), interpolation=cv2.INTER_CUBIC)
+    for _ in range(12):
+        x, y = (int(v) for v in rng.integers(0, (width - 30, height - 20)))
+        colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+        cv2.rectangle(img, (x, y), (x + int(rng.integers(6, 30)), y + int(rng.integers(4, 20))), colour, -1)
+    cv2.putText(img, "SharpCam 2026", (8, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.9, (20, 20, 20), 2, cv2.LINE_AA)
+    return img
+
+
+def webcam(img: np.ndarray) -> np.ndarray:
+    """Defocus then JPEG: two stages of the training degradations, at fixed strengths."""
+    blurred = cv2.GaussianBlur(img, (0, 0), 1.2, borderType=cv2.BORDER_REFLECT)
+    return cv2.imdecode(cv2.imencode(".jpg", blurred, [cv2.IMWRITE_JPEG_QUALITY, 70])[1], cv2.IMREAD_COLOR)
+
+
+def test_default_model_is_the_shipped_int8_student() -> None:
+    path = default_model_path()
+    assert path.resolve() == (WEIGHTS / "student.onnx").resolve()
+    sharpener = Sharpener(path)
+    assert sharpener.metadata["vcam.name"] == "sharpcam-student"
+    assert sharpener.metadata["vcam.quantization"].startswith("int8")
+    assert sharpener.size_multiple == 4
+
+
+@pytest.mark.parametrize("name", ["student.onnx", "student-fp32.onnx", "teacher.onnx"])
+def test_shipped_model_restores_a_degraded_frame(name: str) -> None:
+    clean = scene()
+    degraded = webcam(clean)
+    restored = Sharpener(WEIGHTS / name)(degraded)
+    assert restored.shape == clean.shape
+    assert psnr(restored, clean) > psnr(degraded, clean) + 0.5
