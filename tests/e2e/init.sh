@@ -32,11 +32,12 @@ mount -t tmpfs -o mode=0755 tmpfs /rw
 mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot \
     || give_up "mounting the overlay"
-mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/tmp /newroot/e2e
+mkdir -p /newroot/proc /newroot/sys /newroot/dev /newroot/e2e
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
-mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+# No fresh tmpfs on /tmp: the checkout under test may live there (CI clones anywhere), and the
+# overlay already makes /tmp writable without touching the host's.
 mount -t 9p -o "$P9" e2e /newroot/e2e || give_up "mounting the results share (9p)"
 
 echo "e2e-init: root ready, running the scenarios"
