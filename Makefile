@@ -36,5 +36,5 @@ bench: $(VENV)/.runtime
 
 quality: $(VENV)/.dev
 	$(VENV)/bin/distill evaluate --model teacher=weights/teacher.onnx --model student=weights/student.onnx \
-		--model student-fp32=weights/student-fp32.onnx --model student-no-distillation=weights/student-nokd-fp32.onnx \
+		--model student-fp32=weights/student-fp32.onnx --model student-no-distillation=weights/student-nokd-fp32.onnx --model student-hq=weights/student-hq.onnx \
 		--bench-frames 30 --out benchmarks/quality

@@ -41,7 +41,7 @@ def test_default_model_is_the_shipped_int8_student() -> None:
     assert sharpener.size_multiple == 4
 
 
-@pytest.mark.parametrize("name", ["student.onnx", "student-fp32.onnx", "teacher.onnx"])
+@pytest.mark.parametrize("name", ["student.onnx", "student-fp32.onnx", "student-hq.onnx", "teacher.onnx"])
 def test_shipped_model_restores_a_degraded_frame(name: str) -> None:
     clean = scene()
     degraded = webcam(clean)
