@@ -102,9 +102,10 @@ def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict
 
 
 def slim_checkpoint(checkpoint: str | Path, path: str | Path, use_ema: bool = True) -> None:
-    """Keep only what inference and distillation need (architecture + EMA weights): a run's
-    last.pt also holds optimiser state and raw weights, ~4x the size, which only resuming uses.
-    The result loads wherever a checkpoint is accepted (`--teacher`, `distill export`)."""
+    """Keep only what inference and distillation need (architecture + one set of weights, the
+    EMA unless `use_ema` is False): a run's last.pt also holds optimiser state and both weight
+    sets, ~4x the size, which only resuming uses. The result loads wherever a checkpoint is
+    accepted (`--teacher`, `distill export`)."""
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, use_ema)
     torch.save({"arch": ckpt["arch"], "model": model.state_dict(), "ema": None,
