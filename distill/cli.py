@@ -97,7 +97,7 @@ def export(
     checkpoint: Path = typer.Argument(..., help="A last.pt / best.pt written by `distill train`."),
     out: Path = typer.Argument(..., help="ONNX file to write (fp32)."),
     name: str = typer.Option("sharpcam", help="Model name stored in the ONNX metadata."),
-    int8: Optional[Path] = typer.Option(None, help="Also write a static INT8 (QDQ) model here."),
+    int8: Optional[Path] = typer.Option(None, help="Students: also write the static INT8 model in the fast luma8 form here (what the runtime ships)."),
     calib_dir: Path = typer.Option(Path("../shared/data/train"), help="Clean images; degraded with the benchmark chain for INT8 calibration."),
     calib_images: int = typer.Option(24),
     facts: str = typer.Option("{}", help="Extra JSON metadata (training data, validation figures…)."),
@@ -106,7 +106,7 @@ def export(
 ) -> None:
     """Export to the public ONNX contract (+ parity check), optionally INT8 as well."""
     from distill.data import benchmark_set
-    from distill.export import export_onnx, quantize_int8, slim_checkpoint
+    from distill.export import export_onnx, quantize_luma8, slim_checkpoint
 
     try:
         result = export_onnx(checkpoint, out, name, json.loads(facts), use_ema=not raw_weights)
@@ -116,7 +116,7 @@ def export(
             typer.echo(f"wrote {pt}")
         if int8:
             calib = [d for d, _ in benchmark_set(calib_dir)[:calib_images]]
-            quantize_int8(out, int8, calib)
+            quantize_luma8(checkpoint, out, int8, calib, use_ema=not raw_weights)
             typer.echo(f"wrote {int8} (calibrated on {len(calib)} degraded images from {calib_dir})")
     except (DataError, TrainingError) as e:
         _fail(str(e))

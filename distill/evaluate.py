@@ -3,7 +3,7 @@
 Every method sees the same fixed benchmark degradation of the validation folder and is scored
 against the clean image (PSNR on RGB and on Y, SSIM); students are also scored against the
 teacher, the distillation figure of merit. Networks are evaluated as shipped — ONNX files through
-ONNX Runtime — so the table describes exactly what users run. The classical baselines get the
+the runtime's own Sharpener — so the table describes exactly what users run. The classical baselines get the
 best setting of a small grid *chosen on this same set*, which flatters them: the margin a learned
 model shows here is a lower bound.
 """
@@ -17,9 +17,9 @@ from typing import Callable
 import numpy as np
 
 from distill.data import benchmark_set
-from distill.export import onnx_session, run_onnx
 from distill.metrics import psnr, psnr_y, ssim
 from vcam.baselines import cas, unsharp_mask
+from vcam.sharpen import Sharpener
 
 Method = Callable[[np.ndarray], np.ndarray]
 
@@ -30,9 +30,8 @@ BASELINE_GRID: dict[str, list[tuple[str, Method]]] = {
 
 
 def onnx_method(path: str | Path) -> Method:
-    session = onnx_session(path)
-    m = int(session.get_modelmeta().custom_metadata_map.get("vcam.size_multiple", "1"))
-    return lambda img: run_onnx(session, img, m)
+    sharpener = Sharpener(path, provider="cpu")
+    return lambda img: sharpener(img).copy()  # the Sharpener reuses its output buffer
 
 
 def score(outputs: list[np.ndarray], references: list[np.ndarray]) -> dict[str, float]:

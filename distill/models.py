@@ -146,15 +146,22 @@ class Student(nn.Module):
     def forward(self, x: torch.Tensor, return_features: bool = False):
         """RGB in [0,1] → restored RGB; with `return_features`, also the output of the middle block
         (the representation mimicry aligns with the teacher's)."""
-        y = F.conv2d(x, self.luma)
+        residual, feat = self.luma_residual(F.conv2d(x, self.luma))
+        out = x + residual
+        return (out, feat) if return_features else out
+
+    def luma_residual(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Luma [N,1,H,W] → (the luma residual added to R, G and B alike, middle features).
+
+        The whole network lives here, so it can be exported on its own: the runtime's fast
+        `luma8` model form takes the frame's luma and returns this residual."""
         h = F.relu(self.head(F.pixel_unshuffle(y, 4)))
         feat = h
         for i, block in enumerate(self.body):
             h = block(h)
             if i == (len(self.body) - 1) // 2:
                 feat = h
-        out = x + F.pixel_shuffle(self.tail(h), 4)
-        return (out, feat) if return_features else out
+        return F.pixel_shuffle(self.tail(h), 4), feat
 
     def fold(self) -> None:
         for block in self.body:

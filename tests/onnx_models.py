@@ -2,7 +2,8 @@
 
 The runtime is tested on real ONNX Runtime sessions, so tests need real models; these are a few
 hundred bytes each and are written into `tmp_path`. Contract: input `input` float32 [1,3,H,W]
-RGB in [0,1], output [1,3,H,W] RGB in [0,1], dynamic H/W, metadata `vcam.size_multiple`.
+RGB in [0,1], output [1,3,H,W] RGB in [0,1], dynamic H/W, metadata `vcam.size_multiple`; or,
+with metadata `vcam.io=luma8`, uint8 [1,1,H,W] luma in and luma residual + 128 out.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
 DYNAMIC = [1, 3, "H", "W"]
+LUMA = [1, 1, "H", "W"]
 
 
 def _save(path: str | Path, nodes: list, inputs: list, outputs: list, initializers: list,
@@ -149,3 +151,33 @@ def make_reciprocal_model(path: str | Path) -> Path:
     y = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
     node = helper.make_node("Reciprocal", ["input"], ["output"])
     return _save(path, [node], [x], [y], [], _metadata(1, "reciprocal", None))
+
+
+def make_luma8_model(path: str | Path, amount: float = 1.0, size_multiple: int = 1) -> Path:
+    """The luma8 form: residual = amount x 3x3 Laplacian of the luma, stored as uint8 + 128
+    (QuantizeLinear rounds and saturates, as the shipped student's last node does)."""
+    k = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32) * amount
+    weight = numpy_helper.from_array(k.reshape(1, 1, 3, 3), "weight")
+    one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
+    mid = numpy_helper.from_array(np.array(128, np.uint8), "mid")
+    pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")
+    x = helper.make_tensor_value_info("input", TensorProto.UINT8, LUMA)
+    y = helper.make_tensor_value_info("output", TensorProto.UINT8, LUMA)
+    nodes = [
+        helper.make_node("Cast", ["input"], ["luma"], to=TensorProto.FLOAT),
+        helper.make_node("Pad", ["luma", "pads"], ["padded"], mode="reflect"),
+        helper.make_node("Conv", ["padded", "weight"], ["residual"]),
+        helper.make_node("QuantizeLinear", ["residual", "one", "mid"], ["output"]),
+    ]
+    return _save(path, nodes, [x], [y], [weight, one, mid, pads],
+                 _metadata(size_multiple, "luma8-laplacian", {"vcam.io": "luma8"}))
+
+
+def make_float_luma8_model(path: str | Path) -> Path:
+    """Declares vcam.io=luma8 but keeps the rgb form's float32 tensors."""
+    return make_identity_model(path, metadata={"vcam.io": "luma8"})
+
+
+def make_unknown_io_model(path: str | Path) -> Path:
+    """Declares a model form the runtime does not know."""
+    return make_identity_model(path, metadata={"vcam.io": "yuv"})

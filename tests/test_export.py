@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from distill.evaluate import evaluate, speed, to_markdown
-from distill.export import export_onnx, onnx_session, quantize_int8, run_onnx, slim_checkpoint
+from distill.export import export_onnx, onnx_session, quantize_luma8, slim_checkpoint
 from distill.metrics import psnr
-from distill.train import model_from_checkpoint, train
+from distill.train import TrainingError, model_from_checkpoint, train
 from distill_fixtures import TINY_STUDENT, tiny_config
 from vcam.sharpen import Sharpener
 
@@ -48,19 +48,37 @@ def test_teacher_exports_to_the_same_contract(checkpoints, tmp_path):
     assert session.get_modelmeta().custom_metadata_map["vcam.size_multiple"] == "8"
 
 
-def test_int8_runs_and_stays_close(checkpoints, tmp_path):
+def test_int8_student_is_luma8_and_stays_close(checkpoints, tmp_path):
     tmp, _, student = checkpoints
     fp32, int8 = tmp_path / "s.onnx", tmp_path / "s8.onnx"
-    export_onnx(student, fp32, "tiny")
+    export_onnx(student, fp32, "tiny", {"training": {"steps": 30}})
     rng = np.random.default_rng(1)
     calib = [(rng.random((32, 40, 3)) * 255).astype(np.uint8) for _ in range(4)]
-    quantize_int8(fp32, int8, calib)
-    ops = {n.op_type for n in onnx.load(str(int8)).graph.node}
-    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
-    img = calib[0]
-    a, b = run_onnx(onnx_session(fp32), img, 4), run_onnx(onnx_session(int8), img, 4)
+    quantize_luma8(student, fp32, int8, calib)
+    proto = onnx.load(str(int8))
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops[0] == "SpaceToDepth" and ops[-1] == "DepthToSpace" and "QuantizeLinear" in ops
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert meta["vcam.io"] == "luma8" and meta["vcam.quantization"].startswith("int8")
+    assert meta["vcam.name"] == "tiny" and json.loads(meta["vcam.training"]) == {"steps": 30}
+    # Through the runtime, at an odd size: what the float network does, to INT8 precision.
+    img = (np.random.default_rng(2).random((45, 67, 3)) * 255).astype(np.uint8)
+    a, b = Sharpener(fp32)(img).copy(), Sharpener(int8)(img)
     assert psnr(a, b) > 35
-    assert onnx_session(int8).get_modelmeta().custom_metadata_map["vcam.quantization"].startswith("int8")
+    crop = img[:44, :64]  # and the fp32 export is the PyTorch network (at a size it takes)
+    with torch.no_grad():
+        ref = model_from_checkpoint(student)(torch.from_numpy(crop[..., ::-1].copy()).permute(2, 0, 1)[None] / 255)
+    ref = np.rint(ref.clamp(0, 1)[0].permute(1, 2, 0).numpy()[..., ::-1] * 255)
+    assert np.abs(ref - Sharpener(fp32)(crop)).max() <= 1
+
+
+def test_int8_export_of_a_teacher_is_refused(checkpoints, tmp_path):
+    _, teacher, _ = checkpoints
+    export_onnx(teacher, tmp_path / "t.onnx", "t")
+    with pytest.raises(TrainingError, match="holds a teacher; INT8 \\(luma8\\) export is for students"):
+        quantize_luma8(teacher, tmp_path / "t.onnx", tmp_path / "t8.onnx", [])
 
 
 def test_quality_report_has_the_reference_table(checkpoints, tmp_path):

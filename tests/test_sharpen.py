@@ -34,9 +34,9 @@ def test_identity_model_returns_odd_sized_frame_exactly(tmp_path: Path, size_mul
     assert out.shape == frame.shape and out.dtype == np.uint8
     assert np.array_equal(out, frame)
     # the model saw exactly RGB / 255 (reflect-padded), as float32 computes it
-    padded = sharpener._input.shape[2:]
+    padded = sharpener._io.input.shape[2:]
     rgb = frame[..., ::-1].transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)
-    assert np.array_equal(sharpener._input[0, :, :481, :641], rgb)
+    assert np.array_equal(sharpener._io.input[0, :, :481, :641], rgb)
     assert padded == (481, 641) if size_multiple == 1 else padded == (488, 648)
 
 
@@ -61,12 +61,12 @@ def test_out_of_range_model_output_is_clamped_per_pixel(tmp_path: Path) -> None:
     sharpener = Sharpener(model)
     frame = textured(60, 80)
     sharpener(frame)
-    raw = sharpener._output[0].copy()
-    sharpener._output[0] = raw * 1.6 - 0.3  # as an unclipped model would: below 0 and above 1
-    sharpener._postprocess(frame)
+    raw = sharpener._io.output[0].copy()
+    sharpener._io.output[0] = raw * 1.6 - 0.3  # as an unclipped model would: below 0 and above 1
+    out = sharpener._io.post(frame)
     bgr = (np.clip(raw * 1.6 - 0.3, 0, 1) * 255).transpose(1, 2, 0)[..., ::-1]
     assert (bgr == 0).any() and (bgr == 255).any()
-    assert np.array_equal(sharpener._out, np.rint(bgr).astype(np.uint8))
+    assert np.array_equal(out, np.rint(bgr).astype(np.uint8))
 
 
 def test_infinite_model_output_spoils_only_its_own_pixel(tmp_path: Path) -> None:
@@ -90,6 +90,37 @@ def test_strength_blends_input_and_model_output(tmp_path: Path) -> None:
     assert np.abs(half - (full + frame) / 2).max() <= 1
 
 
+@pytest.mark.parametrize("size_multiple", [1, 8])
+def test_luma8_model_sees_the_frames_luma_and_its_residual_is_added_to_each_channel(
+        tmp_path: Path, size_multiple: int) -> None:
+    model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=3.0,
+                                         size_multiple=size_multiple)
+    frame = textured(61, 83)
+    frame[:8] = 250  # near white and near black: the add must saturate, not wrap
+    frame[-8:] = 4
+    sharpener = Sharpener(model)
+    out = sharpener(frame)
+    assert np.array_equal(sharpener._io.input[0, 0, :61, :83],
+                          cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
+    residual = sharpener._io.output[0, 0, :61, :83].astype(int) - 128
+    assert residual.min() < -10 and residual.max() > 10  # the model really changes the frame
+    expected = np.clip(frame.astype(int) + residual[..., None], 0, 255)
+    assert (expected == 0).any() and (expected == 255).any()
+    assert np.array_equal(out, expected)
+
+
+def test_luma8_identity_returns_the_frame_and_strength_scales_the_residual(tmp_path: Path) -> None:
+    frame = textured(50, 70)
+    identity = onnx_models.make_luma8_model(tmp_path / "zero.onnx", amount=0.0)
+    assert np.array_equal(Sharpener(identity)(frame), frame)
+    model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=1.0)
+    full = Sharpener(model, strength=1.0)(frame).astype(int)
+    half = Sharpener(model, strength=0.5)(frame).astype(int)
+    assert np.array_equal(Sharpener(model, strength=0.0)(frame), frame)
+    assert np.abs(full - frame).max() > 10 and 0 < full.min() and full.max() < 255
+    assert np.abs(half - (full + frame) / 2).max() <= 1
+
+
 @pytest.mark.parametrize("strength", [-0.1, 3.0])
 def test_strength_out_of_range_is_refused(tmp_path: Path, strength: float) -> None:
     model = onnx_models.make_identity_model(tmp_path / "id.onnx")
@@ -109,6 +140,9 @@ def test_strength_out_of_range_is_refused(tmp_path: Path, strength: float) -> No
     (onnx_models.make_wrong_output_rank_model, r"output 'output' has shape \[3, 'H', 'W'\]"),
     (onnx_models.make_bad_size_multiple_model,
      "vcam.size_multiple='four' is not a positive integer"),
+    (onnx_models.make_float_luma8_model,
+     r"input 'input' is tensor\(float\), expected tensor\(uint8\) \(luma, vcam.io=luma8\)"),
+    (onnx_models.make_unknown_io_model, "metadata vcam.io='yuv' is not one of rgb, luma8"),
 ])
 def test_contract_breaking_model_is_refused_in_one_line(tmp_path: Path, maker,
                                                          message: str) -> None:
