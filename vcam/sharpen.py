@@ -64,6 +64,7 @@ CONTRACT = ("the model contract is one input named 'input', float32 [1,3,H,W] RG
             "[1,1,H,W] luma in, uint8 [1,1,H,W] luma residual + 128 out)")
 IO_FORMS = {"rgb": ("tensor(float)", 3, "RGB"), "luma8": ("tensor(uint8)", 1, "luma")}
 AUTO_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+SPIN_US = 2000  # see Sharpener.__init__
 _SENTINEL = 2.0 ** 60  # a power of two: 255 * 2**60 / 2**60 is exactly 255 in double
 
 
@@ -209,9 +210,14 @@ class Sharpener:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = threads or 0  # 0 = ORT default: one per physical core
         options.inter_op_num_threads = 1
-        # A daemon waits for the camera between frames: spinning threads would burn those idle
-        # cores (high CPU is the top complaint about virtual-camera tools).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # Worker threads spin for at most SPIN_US after their last piece of work, then sleep:
+        # long enough to stay awake from one layer to the next, short enough to sleep through
+        # the wait for the next camera frame (high CPU is the top complaint about virtual-camera
+        # tools). At 720p and 30 fps on 2 cores: no spinning p50/p95 10.8/19.4 ms at 54 % CPU
+        # (a worker that fell asleep mid-frame leaves its half of a layer late), 2 ms of
+        # spinning 8.8/9.9 ms at 59 %, unbounded spinning 8.8/9.0 ms at 127 %.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        options.add_session_config_entry("session.intra_op.spin_duration_us", str(SPIN_US))
         options.log_severity_level = 4  # every ORT error reaches the user as one ModelError line
         providers = _resolve_providers(provider)
         try:
