@@ -38,7 +38,15 @@ def test_default_model_is_the_shipped_int8_student() -> None:
     sharpener = Sharpener(path)
     assert sharpener.metadata["vcam.name"] == "sharpcam-student"
     assert sharpener.metadata["vcam.quantization"].startswith("int8")
+    assert sharpener.metadata["vcam.io"] == "luma8"
     assert sharpener.size_multiple == 4
+
+
+def test_int8_luma8_student_is_the_fp32_rgb_student_to_int8_precision() -> None:
+    degraded = webcam(scene())
+    fast = Sharpener(WEIGHTS / "student.onnx")(degraded)
+    assert Sharpener(WEIGHTS / "student-fp32.onnx").metadata.get("vcam.io", "rgb") == "rgb"
+    assert psnr(fast, Sharpener(WEIGHTS / "student-fp32.onnx")(degraded)) > 40
 
 
 @pytest.mark.parametrize("name", ["student.onnx", "student-fp32.onnx", "student-hq.onnx", "teacher.onnx"])

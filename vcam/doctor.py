@@ -80,7 +80,8 @@ def _model_check(model: str | Path | None) -> Check:
     meta = sharpener.metadata
     return Check("model loads and follows the contract", True,
                  f"{sharpener.path.name}: {meta.get('vcam.name', '?')} "
-                 f"v{meta.get('vcam.version', '?')}, size multiple {sharpener.size_multiple}, "
+                 f"v{meta.get('vcam.version', '?')}, {meta.get('vcam.io', 'rgb')} form, "
+                 f"size multiple {sharpener.size_multiple}, "
                  f"providers {', '.join(sharpener.providers)}")
 
 

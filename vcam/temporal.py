@@ -38,7 +38,7 @@ same as rounding h*w and subtracting the rounded s*w, and where history equals t
 the two roundings cancel exactly, so the state cannot drift. The dead band rounding leaves,
 about 0.5/(1-w) levels, is below visibility. The noise median is found by binary search over
 the 16 levels it is clamped to (four count-above-threshold passes over the half-resolution
-map), which costs less than a 256-bin histogram and gives the same value.
+map, on every fourth row), which costs less than a 256-bin histogram.
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ MAX_NOISE_LEVELS = 16.0   # caps the damage when more than half of the frame mov
 NOISE_SMOOTHING = 0.9     # per-frame EMA of the noise estimate, so weights do not pump
 SCENE_CUT_LEVELS = 25.0   # mean d (0..255) above which the frame is a new scene (unrelated
                           # images differ by 30+, camera noise alone by under 10)
+MEDIAN_ROW_STEP = 4       # rows of the motion map sampled for the noise median
 _LEVELS = np.arange(256, dtype=np.float32)
 
 
@@ -85,7 +86,7 @@ class TemporalFilter:
         self._diff = np.empty((hh, hw), np.uint8)
         self._motion = np.empty_like(self._diff)
         self._weight_small = np.empty_like(self._diff)
-        self._above = np.empty_like(self._diff)
+        self._above = np.empty_like(self._diff[::MEDIAN_ROW_STEP])
         self._weight = np.empty((h, w), np.uint8)
         self._weight3 = np.empty((h, w, 3), np.uint8)
         self._history = np.empty_like(self._weight3)
@@ -99,13 +100,15 @@ class TemporalFilter:
 
     def _median_motion(self) -> float:
         """Median of the motion map, clamped to [1, MAX_NOISE_LEVELS]: the smallest level k in
-        that range with at least half of the pixels <= k."""
-        half = self._motion.size / 2
+        that range with at least half of the pixels <= k. Every MEDIAN_ROW_STEP-th row is
+        plenty for a median (57,600 samples at 720p) and a quarter of the work."""
+        rows = self._motion[::MEDIAN_ROW_STEP]
+        half = rows.size / 2
         lo, hi = 1, int(MAX_NOISE_LEVELS)
         while lo < hi:
             k = (lo + hi) // 2
-            cv2.compare(self._motion, k, cv2.CMP_GT, dst=self._above)
-            if self._motion.size - cv2.countNonZero(self._above) >= half:
+            cv2.compare(rows, k, cv2.CMP_GT, dst=self._above)
+            if rows.size - cv2.countNonZero(self._above) >= half:
                 hi = k
             else:
                 lo = k + 1
