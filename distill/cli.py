@@ -100,7 +100,7 @@ def export(
     int8: Optional[Path] = typer.Option(None, help="Students: also write the static INT8 model in the fast luma8 form here (what the runtime ships)."),
     calib_dir: Path = typer.Option(Path("../shared/data/train"), help="Clean images; degraded with the benchmark chain for INT8 calibration."),
     calib_images: int = typer.Option(24),
-    facts: str = typer.Option("{}", help="Extra JSON metadata (training data, validation figures…)."),
+    facts: str = typer.Option("{}", help="Extra JSON metadata; training settings and the last validation score are read from the run."),
     pt: Optional[Path] = typer.Option(None, help="Also write a weights-only PyTorch checkpoint here (to ship, or to distil from)."),
     raw_weights: bool = typer.Option(False, help="Export the raw weights instead of their EMA (for runs whose EMA lags)."),
 ) -> None:

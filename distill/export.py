@@ -87,11 +87,34 @@ def onnx_session(path: str | Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
+def run_facts(checkpoint: str | Path) -> dict:
+    """What the checkpoint knows of its training run, for the model's metadata: the training
+    settings and steps from the checkpoint itself, and the last validation score from the
+    run's metrics.jsonl beside it (absent for a weights-only copy)."""
+    ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt.get("config") or {}
+    distilled = bool(cfg.get("teacher"))
+    keys = ("train_dir", "batch", "crop", "pool", "lr") + (("w_gt", "w_kd", "w_feat") if distilled else ())
+    training = {k: cfg[k] for k in keys if k in cfg} | {"steps": ckpt.get("step"), "teacher": distilled}
+    if ckpt.get("elapsed"):
+        training["minutes"] = round(ckpt["elapsed"] / 60, 1)
+    facts: dict = {"training": training}
+    metrics = Path(checkpoint).parent / "metrics.jsonl"
+    if metrics.is_file():
+        scores = [row for row in map(json.loads, metrics.read_text().splitlines()) if "val_psnr" in row]
+        if scores:
+            last = scores[-1]
+            facts["validation"] = {"set": cfg.get("val_dir"), "psnr": round(last["val_psnr"], 3),
+                                   "input_psnr": round(last["input_psnr"], 3), "step": last["step"]}
+    return facts
+
+
 def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict | None = None,
                 use_ema: bool = True) -> dict:
     """Write the checkpoint's network (EMA weights unless `use_ema` is False, re-parameterised) as
     a contract ONNX model and return {'max_abs_diff': …} from a PyTorch-vs-ONNX Runtime parity
-    check on two odd sizes."""
+    check on two odd sizes. Metadata facts: `run_facts(checkpoint)`, updated with `facts`."""
+    facts = run_facts(checkpoint) | (facts or {})
     model = model_from_checkpoint(checkpoint, use_ema)
     if isinstance(model, Student):
         model.fold()
@@ -105,7 +128,7 @@ def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict
         "vcam.version": "1",
         "vcam.architecture": json.dumps(arch),
         "vcam.params": str(sum(p.numel() for p in model.parameters())),
-        **{f"vcam.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in (facts or {}).items()},
+        **{f"vcam.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in facts.items()},
     }
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, meta)

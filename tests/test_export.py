@@ -39,6 +39,22 @@ def test_student_export_follows_the_contract_and_matches_pytorch(checkpoints, tm
     assert Sharpener(path)(frame).shape == frame.shape
 
 
+def test_export_records_the_runs_own_training_and_validation_facts(checkpoints, tmp_path):
+    tmp, _, student = checkpoints
+    path = tmp_path / "student.onnx"
+    export_onnx(student, path, "tiny-student", {"hardware": "test machine"})
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    training = json.loads(meta["vcam.training"])
+    assert training["steps"] == 30 and training["teacher"] is True and training["w_kd"] == 1.0
+    assert training["train_dir"] == str(tmp / "train") and training["minutes"] >= 0
+    last = [json.loads(row) for row in (student.parent / "metrics.jsonl").read_text().splitlines()
+            if "val_psnr" in row][-1]
+    validation = json.loads(meta["vcam.validation"])
+    assert validation["step"] == last["step"] == 30 and validation["set"] == str(tmp / "val")
+    assert validation["psnr"] == round(last["val_psnr"], 3)
+    assert meta["vcam.hardware"] == "test machine"
+
+
 def test_teacher_exports_to_the_same_contract(checkpoints, tmp_path):
     _, teacher, _ = checkpoints
     path = tmp_path / "teacher.onnx"
