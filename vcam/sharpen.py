@@ -210,17 +210,16 @@ class Sharpener:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.intra_op_num_threads = threads or 0  # 0 = ORT default: one per physical core
         options.inter_op_num_threads = 1
-        # Worker threads spin for up to SPIN_US after each piece of work while a frame runs
-        # (long enough to stay awake from one layer to the next) and stop spinning when the
-        # frame is done, so they neither burn the wait for the next camera frame (high CPU is
-        # the top complaint about virtual-camera tools) nor slow the post-processing that
-        # follows. At 720p and 30 fps on 2 cores: no spinning p50/p95 10.8/19.4 ms at 54 % CPU
+        # Worker threads spin for at most SPIN_US after their last piece of work, then sleep:
+        # long enough to stay awake from one layer to the next, short enough to sleep through
+        # the wait for the next camera frame (high CPU is the top complaint about virtual-camera
+        # tools). At 720p and 30 fps on 2 cores: no spinning p50/p95 10.8/19.4 ms at 54 % CPU
         # (a worker that fell asleep mid-frame leaves its half of a layer late), 2 ms of
-        # spinning 8.8/9.9 ms at 59 %, unbounded spinning 8.8/9.0 ms at 127 %; stopping at the
-        # end of each run took a further ~4 points of CPU off in `vcam bench`.
+        # spinning 8.8/9.9 ms at 59 %, unbounded spinning 8.8/9.0 ms at 127 %. ORT's
+        # session.force_spinning_stop (no spinning after a run) made runs slower: p50 14.1
+        # against 11.8 ms, alternating in one process.
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
         options.add_session_config_entry("session.intra_op.spin_duration_us", str(SPIN_US))
-        options.add_session_config_entry("session.force_spinning_stop", "1")
         options.log_severity_level = 4  # every ORT error reaches the user as one ModelError line
         providers = _resolve_providers(provider)
         try:
