@@ -132,10 +132,11 @@ class FakeSysfs:
         (self.root / f"dev/video{index}").touch()
         return str(self.root / f"dev/video{index}")
 
-    def load_module(self, exclusive_caps: str) -> None:
+    def load_module(self, exclusive_caps: str, video_nr: str = "-1,-1,-1,-1") -> None:
         params = self.root / "sys/module/v4l2loopback/parameters"
         params.mkdir(parents=True)
         (params / "exclusive_caps").write_text(exclusive_caps + "\n")
+        (params / "video_nr").write_text(video_nr + "\n")
 
 
 @pytest.fixture

@@ -39,6 +39,14 @@ def test_exclusive_caps_is_read_for_the_device_in_creation_order(fake_sysfs) -> 
     assert exclusive_caps(sharpcam, fake_sysfs.root) is True
 
 
+def test_exclusive_caps_follows_video_nr_when_devices_were_numbered_out_of_order(fake_sysfs) -> None:
+    sharpcam = fake_sysfs.add(10, "SharpCam")
+    other = fake_sysfs.add(20, "Other")
+    fake_sysfs.load_module("N,Y,N,N", video_nr="20,10,-1,-1")  # modprobe ... video_nr=20,10
+    assert exclusive_caps(other, fake_sysfs.root) is False
+    assert exclusive_caps(sharpcam, fake_sysfs.root) is True
+
+
 def test_missing_sharpcam_device_gives_the_modprobe_fix(fake_sysfs, memory_backend) -> None:
     fake_sysfs.add(4, "OBS Virtual Camera")
     with pytest.raises(DeviceError) as info:

@@ -94,6 +94,20 @@ def find_device(label: str = LABEL, root: Path = Path("/")) -> str | None:
     return next((device for device, name in list_loopback_devices(root) if name == label), None)
 
 
+def _creation_order(root: Path) -> list[str]:
+    """Loopback device paths in the order the module created them: the numbers given in its
+    video_nr parameter when all were given (video_nr=20,10 creates video20 first), else
+    ascending, the order in which it hands out free numbers."""
+    devices = [path for path, _ in list_loopback_devices(root)]
+    try:
+        text = (root / "sys/module/v4l2loopback/parameters/video_nr").read_text()
+        numbers = [int(v) for v in text.strip().split(",")][:len(devices)]
+    except (OSError, ValueError):
+        return devices
+    named = [str(root / "dev" / f"video{n}") for n in numbers]
+    return named if min(numbers, default=-1) >= 0 and sorted(named) == sorted(devices) else devices
+
+
 def exclusive_caps(device: str, root: Path = Path("/")) -> bool | None:
     """Whether `device` was created with exclusive_caps=1 (Chrome/Meet only list it then).
 
@@ -103,7 +117,7 @@ def exclusive_caps(device: str, root: Path = Path("/")) -> bool | None:
         values = (root / "sys/module/v4l2loopback/parameters/exclusive_caps").read_text()
     except OSError:
         return None
-    devices = [path for path, _ in list_loopback_devices(root)]
+    devices = _creation_order(root)
     flags = values.strip().split(",")
     if device not in devices or devices.index(device) >= len(flags):
         return None

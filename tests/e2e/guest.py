@@ -417,7 +417,9 @@ def main() -> int:
 
     # The rest: SharpCam (exclusive_caps=1, what the README tells users) plus the fake webcam
     # (exclusive_caps=0, so doctor must read the flag of the right device), fed by fakecam.py.
-    load_loopback([(SHARPCAM_NR, "SharpCam", True), (FAKECAM_NR, "FakeWebcam", False)])
+    # The fake webcam is created first although its number is higher (video_nr=20,10): the
+    # module's per-device flags are in creation order, not in device-number order.
+    load_loopback([(FAKECAM_NR, "FakeWebcam", False), (SHARPCAM_NR, "SharpCam", True)])
     fakecam = Process("fakecam", [sys.executable, str(Path(__file__).with_name("fakecam.py")),
                                   FAKECAM])
     try:
