@@ -206,6 +206,12 @@ def quantize_luma8(checkpoint: str | Path, fp32_path: str | Path, int8_path: str
         pre.unlink(missing_ok=True)
     int8 = onnx.load(str(int8_path))
     _uint8_ends(int8.graph, unshuffled)
+    # The quantiser stamps every domain it knows (ai.onnx.ml 5, ...); older ONNX Runtimes refuse
+    # to load opsets newer than theirs even when no node uses them, so keep the used ones only.
+    used = {node.domain for node in int8.graph.node}
+    kept = [o for o in int8.opset_import if o.domain in used or o.domain in ("", "ai.onnx")]
+    del int8.opset_import[:]
+    int8.opset_import.extend(kept)
     fp32 = onnx.load(str(fp32_path))
     onnx.helper.set_model_props(int8, {p.key: p.value for p in fp32.metadata_props}
                                 | {"vcam.io": "luma8", "vcam.quantization": "int8-qdq-per-channel"})

@@ -76,6 +76,8 @@ def test_int8_student_is_luma8_and_stays_close(checkpoints, tmp_path):
     assert ops[0] == "SpaceToDepth" and ops[-1] == "DepthToSpace" and "QuantizeLinear" in ops
     assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
     assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    # only the domains its nodes use: older runtimes refuse unknown opset versions of unused ones
+    assert [(o.domain, o.version) for o in proto.opset_import] == [("", 17)]
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["vcam.io"] == "luma8" and meta["vcam.quantization"].startswith("int8")
     assert meta["vcam.name"] == "tiny" and json.loads(meta["vcam.training"]) == {"steps": 30}
