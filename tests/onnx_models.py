@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 OPSET = 17
 DYNAMIC = [1, 3, "H", "W"]
 LUMA = [1, 1, "H", "W"]
+LAPLACIAN = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
 
 
 def _save(path: str | Path, nodes: list, inputs: list, outputs: list, initializers: list,
@@ -53,7 +54,7 @@ def make_identity_model(path: str | Path, size_multiple: int | str | None = 1,
 def make_sharpen_model(path: str | Path, size_multiple: int = 4, amount: float = 1.0,
                        metadata: dict[str, str] | None = None) -> Path:
     """A fixed per-channel 3x3 Laplacian sharpen, clipped to [0,1]: raises edge energy."""
-    k = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32) * amount
+    k = LAPLACIAN * amount
     k[1, 1] += 1.0
     weight = numpy_helper.from_array(np.tile(k, (3, 1, 1, 1)).astype(np.float32), "weight")
     lo = numpy_helper.from_array(np.array(0.0, np.float32), "lo")
@@ -156,8 +157,7 @@ def make_reciprocal_model(path: str | Path) -> Path:
 def make_luma8_model(path: str | Path, amount: float = 1.0, size_multiple: int = 1) -> Path:
     """The luma8 form: residual = amount x 3x3 Laplacian of the luma, stored as uint8 + 128
     (QuantizeLinear rounds and saturates, as the shipped student's last node does)."""
-    k = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32) * amount
-    weight = numpy_helper.from_array(k.reshape(1, 1, 3, 3), "weight")
+    weight = numpy_helper.from_array((LAPLACIAN * amount).reshape(1, 1, 3, 3), "weight")
     one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
     mid = numpy_helper.from_array(np.array(128, np.uint8), "mid")
     pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")

@@ -5,6 +5,7 @@ import onnx
 import pytest
 import torch
 
+from distill.data import to_tensor_batch
 from distill.evaluate import evaluate, speed, to_markdown
 from distill.export import export_onnx, onnx_session, quantize_luma8, slim_checkpoint
 from distill.metrics import psnr
@@ -87,7 +88,7 @@ def test_int8_student_is_luma8_and_stays_close(checkpoints, tmp_path):
     assert psnr(a, b) > 35
     crop = img[:44, :64]  # and the fp32 export is the PyTorch network (at a size it takes)
     with torch.no_grad():
-        ref = model_from_checkpoint(student)(torch.from_numpy(crop[..., ::-1].copy()).permute(2, 0, 1)[None] / 255)
+        ref = model_from_checkpoint(student)(to_tensor_batch(crop[None]))
     ref = np.rint(ref.clamp(0, 1)[0].permute(1, 2, 0).numpy()[..., ::-1] * 255)
     assert np.abs(ref - Sharpener(fp32)(crop)).max() <= 1
 
