@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -98,11 +100,19 @@ def make_pool(folder: str | Path, size: int, crop: int, seed: int, cache_dir: st
         clean[i] = _random_crop(images[rng.integers(len(images))], crop, rng)
         degraded[i] = degrade(clean[i], rng)
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp.npz")
-        np.savez(tmp, degraded=degraded, clean=clean)
-        tmp.replace(cache)
+        write_atomically(cache, lambda tmp: np.savez(tmp, degraded=degraded, clean=clean))
     return Pool(degraded, clean)
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """`write(tmp)` to a temporary file of this process, then rename it to `path`: a reader
+    never sees a half-written file, and the ranks of a distributed run, which build the same
+    caches at the same time, never rename each other's temporary away (a shared temporary
+    name made 2-process runs fail about one time in three)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # savez wants .npz
+    write(tmp)
+    tmp.replace(path)
 
 
 def benchmark_set(folder: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from distill.data import Pool, benchmark_set, make_pool, to_tensor_batch
+from distill.data import Pool, benchmark_set, make_pool, to_tensor_batch, write_atomically
 from distill.metrics import psnr
 from distill.models import build, describe
 
@@ -124,9 +124,7 @@ def teacher_targets(teacher: nn.Module, pool: Pool, cache: Path | None) -> tuple
         feats.append(feat.half())
     out, feat = torch.cat(outs), torch.cat(feats)
     if cache:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"out": out, "feat": feat}, cache.with_suffix(".tmp"))
-        cache.with_suffix(".tmp").replace(cache)
+        write_atomically(cache, lambda tmp: torch.save({"out": out, "feat": feat}, tmp))
     return out, feat
 
 
@@ -247,21 +245,18 @@ def train(cfg: TrainConfig) -> Path:
         # Never overwrite a good checkpoint with diverged weights.
         if not main or not all(torch.isfinite(p).all() for p in trainee.parameters()):
             return
-        torch.save(
-            {
-                "arch": describe(model),
-                "config": asdict(cfg),
-                "trainee": trainee.state_dict(),
-                "model": model.state_dict(),
-                "ema": ema.state_dict() if ema is not None else None,
-                "opt": opt.state_dict(),
-                "step": step,
-                "elapsed": elapsed,
-                "best": best,
-            },
-            path.with_suffix(".tmp"),
-        )
-        path.with_suffix(".tmp").replace(path)
+        state = {
+            "arch": describe(model),
+            "config": asdict(cfg),
+            "trainee": trainee.state_dict(),
+            "model": model.state_dict(),
+            "ema": ema.state_dict() if ema is not None else None,
+            "opt": opt.state_dict(),
+            "step": step,
+            "elapsed": elapsed,
+            "best": best,
+        }
+        write_atomically(path, lambda tmp: torch.save(state, tmp))
 
     # ---- loop ------------------------------------------------------------------------------
     metrics = (out / "metrics.jsonl").open("a", buffering=1) if main else None  # line-buffered: readable live

@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from distill.data import DataError, make_pool, to_tensor_batch
+from distill.data import DataError, make_pool, to_tensor_batch, write_atomically
 from distill.train import TrainConfig, TrainingError, ema_decay, load_checkpoint, model_from_checkpoint, train
 from distill_fixtures import TINY_STUDENT, tiny_config, write_images
 
@@ -23,6 +23,23 @@ def pool_l1(model, cfg) -> float:
     pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cfg.cache)
     with torch.no_grad():
         return F.l1_loss(model(to_tensor_batch(pool.degraded)), to_tensor_batch(pool.clean)).item()
+
+
+def test_cache_writes_go_through_a_temporary_of_this_process(tmp_path):
+    seen = []
+
+    def write(tmp):
+        seen.append(tmp)
+        np.savez(tmp, x=np.arange(3))
+
+    target = tmp_path / "cache" / "pool-abc.npz"
+    write_atomically(target, write)
+    # a name no other process uses, kept as .npz (np.savez would append it otherwise)
+    assert seen[0].parent == target.parent and str(os.getpid()) in seen[0].name
+    assert seen[0].suffix == ".npz" and seen[0] != target
+    with np.load(target) as z:
+        assert list(z["x"]) == [0, 1, 2]
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary left
 
 
 def test_ema_decay_warms_up_to_the_configured_value():
