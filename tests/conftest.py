@@ -71,7 +71,8 @@ class MemoryBackend:
     """A pyvirtualcam backend that keeps frames in memory, standing in for v4l2loopback.
 
     It refuses what the real device refuses, with the native backend's messages: a missing
-    device node, a device already in use (exclusive writer) and any format other than BGR.
+    device node, a device already in use (exclusive writer) and any format other than I420
+    (the device's native format, the one SharpCam sends; frames are kept as (3H/2) x W).
     """
 
     frames: dict[str, list[np.ndarray]] = {}
@@ -84,9 +85,9 @@ class MemoryBackend:
         if device in self.in_use:
             raise RuntimeError(f"Virtual camera device {device} could not be configured: "
                                "Device or resource busy")
-        if fourcc != encode_fourcc(pyvirtualcam.PixelFormat.BGR.value):
+        if fourcc != encode_fourcc(pyvirtualcam.PixelFormat.I420.value):
             raise RuntimeError("Unsupported image format.")
-        self._device, self._shape, self._fourcc = device, (height, width, 3), fourcc
+        self._device, self._shape, self._fourcc = device, (height * 3 // 2, width), fourcc
         self.in_use.add(device)
         self.frames[device] = []
 

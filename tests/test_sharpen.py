@@ -9,6 +9,7 @@ import pytest
 import onnx_models
 import vcam.sharpen
 from vcam.errors import ModelError, VcamError
+from vcam.frames import to_bgr, to_i420
 from vcam.sharpen import Sharpener, default_model_path
 
 
@@ -119,6 +120,59 @@ def test_luma8_identity_returns_the_frame_and_strength_scales_the_residual(tmp_p
     assert np.array_equal(Sharpener(model, strength=0.0)(frame), frame)
     assert np.abs(full - frame).max() > 10 and 0 < full.min() and full.max() < 255
     assert np.abs(half - (full + frame) / 2).max() <= 1
+
+
+@pytest.mark.parametrize("size_multiple", [1, 8])
+def test_luma8_on_i420_adds_the_residual_to_y_and_passes_chroma_through(
+        tmp_path: Path, size_multiple: int) -> None:
+    model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=3.0,
+                                         size_multiple=size_multiple)
+    bgr = textured(62, 84)
+    bgr[:8] = 250  # near white and near black: the add must saturate, not wrap
+    bgr[-8:] = 4
+    frame = to_i420(bgr)
+    sharpener = Sharpener(model)
+    out = sharpener(frame)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    luma = sharpener._io.input[0, 0, :62, :84].astype(int)
+    assert np.abs(luma - cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)).max() <= 1  # full-range luma
+    residual = sharpener._io.output[0, 0, :62, :84].astype(int) - 128
+    assert residual.min() < -10 and residual.max() > 10
+    y = frame[:62].astype(int)
+    expected = np.clip(np.rint(y + residual * 219 / 255), 0, 255)  # in limited-range units
+    assert (expected == 255).any() and (expected == 0).any()
+    assert np.abs(out[:62] - expected).max() <= 1 and (out[:62] == expected).mean() > 0.99
+    assert np.array_equal(out[62:], frame[62:])  # U and V untouched
+
+
+def test_luma8_on_i420_at_strength_zero_or_with_a_zero_residual_returns_the_frame(
+        tmp_path: Path) -> None:
+    frame = to_i420(textured(50, 70))
+    zero = onnx_models.make_luma8_model(tmp_path / "zero.onnx", amount=0.0)
+    model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=1.0)
+    assert np.array_equal(Sharpener(zero)(frame), frame)
+    assert np.array_equal(Sharpener(model, strength=0.0)(frame), frame)
+    full = Sharpener(model)(frame).astype(int)
+    half = Sharpener(model, strength=0.5)(frame).astype(int)
+    assert np.abs(full - frame).max() > 10
+    assert np.abs(half - (full + frame) / 2).max() <= 1
+
+
+def test_rgb_form_on_i420_runs_the_model_on_the_frames_colours(tmp_path: Path) -> None:
+    model = onnx_models.make_channel_gain_model(tmp_path / "red.onnx", gains=(1.0, 0.0, 0.0))
+    frame = to_i420(textured(48, 64))
+    sharpener = Sharpener(model)
+    bgr = to_bgr(frame)
+    only_red = bgr * np.array([0, 0, 1], np.uint8)
+    assert np.array_equal(sharpener(frame), to_i420(only_red))
+    assert np.array_equal(sharpener(bgr), only_red)  # one session serves both formats
+
+
+@pytest.mark.parametrize("shape", [(47, 64), (48, 63), (72, 64, 2)])
+def test_a_frame_that_is_neither_bgr_nor_i420_is_refused(tmp_path: Path, shape) -> None:
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx")
+    with pytest.raises(VcamError, match="frame"):
+        Sharpener(model)(np.zeros(shape, np.uint8))
 
 
 @pytest.mark.parametrize("strength", [-0.1, 3.0])

@@ -13,12 +13,14 @@ import pyvirtualcam
 
 from vcam import virtualcam
 from vcam.errors import DeviceError
+from vcam.frames import to_i420
 from vcam.virtualcam import (FileSink, NullSink, VirtualCamSink, exclusive_caps, find_device,
                              list_loopback_devices, open_sink)
 
 
 def noise(width: int, height: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8)
+    """An I420 frame of random pixels, cropped to even size like the pipeline's frames."""
+    return to_i420(np.random.default_rng(seed).integers(0, 256, (height, width, 3), np.uint8))
 
 
 def test_loopback_devices_are_found_by_label_and_cameras_ignored(fake_sysfs) -> None:
@@ -58,17 +60,18 @@ def test_missing_sharpcam_device_gives_the_modprobe_fix(fake_sysfs, memory_backe
     assert "\n" not in message
 
 
-def test_frames_reach_the_sharpcam_device_as_bgr_with_even_size(fake_sysfs,
-                                                                 memory_backend) -> None:
+def test_frames_reach_the_sharpcam_device_as_i420_with_even_size(fake_sysfs,
+                                                                  memory_backend) -> None:
     device = fake_sysfs.add(10, "SharpCam")
     frame = noise(641, 481)
+    assert frame.shape == (720, 640)
     with VirtualCamSink(641, 481, 1000, backend="memory", root=fake_sysfs.root) as sink:
         assert sink.device == device and (sink.width, sink.height) == (640, 480)
         sink.send(frame)
         sink.send(frame)
     sent = memory_backend.frames[device]
     assert len(sent) == 2
-    np.testing.assert_array_equal(sent[0], frame[:480, :640])  # cropped, channels untouched
+    np.testing.assert_array_equal(sent[0], frame)  # as it is: no conversion on the way
 
 
 def test_device_option_overrides_the_label_lookup(fake_sysfs, memory_backend) -> None:
@@ -81,9 +84,14 @@ def test_device_option_overrides_the_label_lookup(fake_sysfs, memory_backend) ->
 
 def test_a_new_camera_mode_is_scaled_to_the_device_format(fake_sysfs, memory_backend) -> None:
     device = fake_sysfs.add(10, "SharpCam")
+    x = np.linspace(0, 255, 128, dtype=np.float32)
+    large = to_i420(np.dstack([np.tile(x, (96, 1))] * 3).astype(np.uint8))  # a grey ramp
     with VirtualCamSink(64, 48, 1000, backend="memory", root=fake_sysfs.root) as sink:
-        sink.send(noise(128, 96))
-    assert memory_backend.frames[device][0].shape == (48, 64, 3)
+        sink.send(large)
+    sent = memory_backend.frames[device][0]
+    assert sent.shape == (72, 64)
+    expected = cv2.resize(large[:96], (64, 48), interpolation=cv2.INTER_AREA)
+    assert np.abs(sent[:48].astype(int) - expected).max() <= 1  # the same ramp, scaled
 
 
 def test_busy_device_is_one_clear_error_and_close_frees_it(fake_sysfs, memory_backend) -> None:

@@ -1,6 +1,6 @@
 """Classical sharpeners the student network is measured against, for speed (`vcam bench`) and
-quality (the distillation evaluation). Both take and return HxWx3 uint8 in any channel order:
-every channel is processed alike.
+quality (the distillation evaluation). Both take and return uint8 images, HxWx3 in any channel
+order (every channel is processed alike) or HxW (a single plane, such as the Y of an I420 frame).
 """
 
 from __future__ import annotations

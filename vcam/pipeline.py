@@ -4,8 +4,11 @@ The loop runs on the caller's thread and polls its stop event between frames (re
 after 0.1 s), so a stop request ends it well within a second. The Pipeline owns its source and
 sink: `close()` releases the camera and the device, so a second start right after works.
 
+Frames are converted to I420 on arrival (vcam/frames.py) and stay I420 to the sink.
+
 Timings, in ms per published frame, kept in a ring buffer for percentiles:
-  capture  — hand-off: from "frame captured and pipeline free" to "pipeline has the frame";
+  capture  — hand-off: from "frame captured and pipeline free" to "pipeline has the frame",
+             converted to I420;
   pre/infer/post — the Sharpener's own split; temporal; publish — the sink's send;
   e2e      — from the frame's capture time to the end of publish (what a viewer sees as lag).
 """
@@ -23,6 +26,7 @@ import numpy as np
 
 from vcam.camera import CameraSource, open_source
 from vcam.errors import VcamError
+from vcam.frames import to_i420
 from vcam.sharpen import Sharpener, default_model_path
 from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter
 from vcam.virtualcam import Sink, open_sink
@@ -34,7 +38,8 @@ READ_TIMEOUT_S = 0.1
 
 
 class Sharpen(Protocol):
-    """What the pipeline needs from a sharpener (the baselines in `vcam bench` fit it too)."""
+    """What the pipeline needs from a sharpener, I420 frame in and out (the baselines in
+    `vcam bench` fit it too)."""
 
     timings: dict[str, float]
 
@@ -79,6 +84,7 @@ class Pipeline:
         self.frames_out = 0
         self._status_interval = status_interval
         self._shape: tuple[int, ...] | None = None
+        self._frame: np.ndarray | None = None  # the I420 conversion's buffer
 
     def run(self, stop: threading.Event | None = None, max_frames: int | None = None) -> int:
         """Process frames until `stop` is set or `max_frames` more were published; returns the
@@ -91,12 +97,13 @@ class Pipeline:
             item = self.source.read(READ_TIMEOUT_S)
             if item is None:
                 continue
-            frame, t_capture = item
-            t1 = time.perf_counter()
-            if frame.shape != self._shape:
+            camera_frame, t_capture = item
+            if camera_frame.shape != self._shape:
                 if self._shape is not None:
-                    log.info("frame size changed to %dx%d", frame.shape[1], frame.shape[0])
-                self._shape = frame.shape
+                    log.info("frame size changed to %dx%d", *camera_frame.shape[1::-1])
+                self._shape = camera_frame.shape
+            frame = self._frame = to_i420(camera_frame, self._frame)
+            t1 = time.perf_counter()
             sharp = _stage("sharpen", self.sharpener, frame)
             t2 = time.perf_counter()
             out = _stage("temporal", self.temporal, frame, sharp)

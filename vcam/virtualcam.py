@@ -1,9 +1,10 @@
 """Sinks: where the sharpened frames go — the SharpCam virtual camera, a preview window, a file.
 
-Every sink has the same small interface: `send(frame_bgr, source_bgr=None)`, `close()`, and it is
-a context manager. Sinks are opened for one frame size; a frame of another size (the camera
-changed mode) is scaled to it, because video-call apps do not expect a camera's format to change
-under them.
+Every sink has the same small interface: `send(frame, source=None)` with I420 frames (the
+pipeline's format, vcam/frames.py), `close()`, and it is a context manager. Sinks are opened for
+one frame size, even in both directions; a frame of another size (the camera changed mode) is
+scaled to it, because video-call apps do not expect a camera's format to change under them.
+The virtual camera takes the I420 frames as they are; the window and file sinks convert to BGR.
 
 Linux: the virtual camera is a v4l2loopback device. We find ours by its card label `SharpCam`
 in `/sys/class/video4linux/*/name` (as OBS does with its own label), so the device number does
@@ -34,6 +35,7 @@ import numpy as np
 import pyvirtualcam
 
 from vcam.errors import DeviceError
+from vcam.frames import size, to_bgr, to_i420
 
 LABEL = "SharpCam"
 MODPROBE = f"sudo modprobe v4l2loopback devices=1 card_label={LABEL} exclusive_caps=1"
@@ -48,7 +50,7 @@ class Sink(ABC):
 
     @abstractmethod
     def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
-        """Publish `frame` (BGR); `source` is the camera frame it was made from."""
+        """Publish `frame`; `source` is the camera frame it was made from (both I420)."""
 
     def close(self) -> None:
         """Release the device or file; safe to call twice."""
@@ -61,13 +63,10 @@ class Sink(ABC):
 
 
 def _fit(frame: np.ndarray, width: int, height: int) -> np.ndarray:
-    """`frame` at exactly width x height: a crop when it is one pixel larger, else a resize."""
-    h, w = frame.shape[:2]
-    if (w, h) == (width, height):
+    """The I420 `frame` at exactly width x height (both even)."""
+    if size(frame) == (width, height):
         return frame
-    if 0 <= w - width <= 1 and 0 <= h - height <= 1:
-        return frame[:height, :width]
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    return to_i420(cv2.resize(to_bgr(frame), (width, height), interpolation=cv2.INTER_AREA))
 
 
 def _even(n: int) -> int:
@@ -194,14 +193,14 @@ class VirtualCamSink(Sink):
             if device is None:
                 raise DeviceError(f"no v4l2loopback device labelled {LABEL} — create it with: "
                                   f"{MODPROBE} ({PERMANENT})")
-        self.width, self.height = _even(width), _even(height)  # YUV 4:2:0 on the device
+        self.width, self.height = _even(width), _even(height)
         backend = backend or ("v4l2loopback" if linux else "obs")
         v4l2loopback = backend == "v4l2loopback" and device is not None
         if v4l2loopback:
             _revive_if_stuck(device)
         try:
             self._cam = pyvirtualcam.Camera(self.width, self.height, fps,
-                                            fmt=pyvirtualcam.PixelFormat.BGR, device=device,
+                                            fmt=pyvirtualcam.PixelFormat.I420, device=device,
                                             backend=backend)
         except Exception as exc:  # pyvirtualcam raises RuntimeError/KeyError with backend text
             raise _open_error(device, exc) from exc
@@ -232,7 +231,7 @@ class VirtualCamSink(Sink):
             time.sleep(self._next_due - now)
             now = self._next_due
         self._next_due = max(self._next_due, now) + self._period
-        self._cam.send(np.ascontiguousarray(_fit(frame, self.width, self.height)))
+        self._cam.send(_fit(frame, self.width, self.height))
 
     def close(self) -> None:
         self._cam.close()
@@ -279,10 +278,10 @@ class WindowSink(Sink):
         self._open = False
 
     def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
-        view = frame.copy()
+        view = to_bgr(frame)
         if source is not None:
             half = view.shape[1] // 2
-            view[:, :half] = _fit(source, frame.shape[1], frame.shape[0])[:, :half]
+            view[:, :half] = to_bgr(_fit(source, *size(frame)))[:, :half]
             cv2.line(view, (half, 0), (half, view.shape[0]), (255, 255, 255), 1)
         try:
             cv2.imshow(self.TITLE, view)
@@ -303,7 +302,6 @@ class FileSink(Sink):
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
         self.path = Path(path)
-        # MPEG-4 silently drops an odd last row/column; cropping ourselves keeps sizes honest.
         self.width, self.height = _even(width), _even(height)
         codec = "mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"
         self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), fps,
@@ -314,7 +312,7 @@ class FileSink(Sink):
         self.frames_written = 0
 
     def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
-        self._writer.write(_fit(frame, self.width, self.height))
+        self._writer.write(to_bgr(_fit(frame, self.width, self.height)))
         self.frames_written += 1
 
     def close(self) -> None:
