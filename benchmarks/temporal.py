@@ -1,17 +1,19 @@
 """Flicker and ghosting of the temporal stage (vcam/temporal.py), with and without the EMA.
 
-Two measurements:
+Frames are I420, as in the pipeline. Two measurements:
 
 1. Synthetic sequence with ground truth (`vcam.temporal.synthetic_sequence`): flicker =
-   mean |Δout - Δgt| on pixels whose truth is static, ghosting = PSNR vs truth on pixels whose
-   truth moved. Sharpened by an identity "model" (noise passes through) and by unsharp masking
-   (noise amplified, as a sharpener does). A residual-only EMA (only sharp - in is smoothed, with
-   the same motion weights) is measured alongside to justify smoothing the whole frame.
-2. A real static-camera clip (default ../shared/data/video/vtest.avi) without ground truth.
-   Static pixels: those whose input luma, box-blurred 5x5 to suppress noise, stays within
+   mean |Δout - Δgt| on samples (Y, U and V values) whose truth is static, ghosting = PSNR vs
+   truth on samples whose truth moved. Sharpened by an identity "model" (noise passes through)
+   and by unsharp masking of Y (noise amplified, as a sharpener does). A residual-only EMA (only
+   sharp - in is smoothed, with the same motion weights) is measured alongside to justify
+   smoothing the whole frame.
+2. A real static-camera clip (default ../shared/data/video/vtest.avi) without ground truth,
+   measured on the BGR a viewer gets back from the I420 output.
+   Static pixels: those whose input Y, box-blurred 5x5 to suppress noise, stays within
    STATIC_RANGE levels over the whole window (nobody walked there). Flicker = mean |Δout| over
    static pixels (the truth does not change there); temporal std = mean over static pixels of
-   each pixel's std over time. Lag = mean |out_EMA - out_plain| on pixels whose blurred luma
+   each pixel's std over time. Lag = mean |out_EMA - out_plain| on pixels whose blurred Y
    changed by more than STATIC_RANGE since the previous frame: how far the EMA output trails
    the current frame where things move (0 = no ghosting possible).
 
@@ -33,6 +35,7 @@ import cv2
 import numpy as np
 
 from vcam.baselines import unsharp_mask
+from vcam.frames import on_luma, to_bgr, to_i420
 from vcam.sharpen import Sharpener
 from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter, flicker, moving_psnr, synthetic_sequence
 
@@ -40,6 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 STATIC_RANGE = 12  # levels of blurred luma a "static" pixel may vary over the window
 
 Sharpen = Callable[[np.ndarray], np.ndarray]
+
+
+def unsharp_y(frame: np.ndarray) -> np.ndarray:
+    """Unsharp mask (amount 1, sigma 1) on the Y plane of an I420 frame: a sharpener that
+    amplifies the noise, as any sharpener does."""
+    return on_luma(lambda y: unsharp_mask(y, 1.0, 1.0), frame)
 
 
 def residual_only(strength: float) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -55,8 +64,7 @@ def residual_only(strength: float) -> Callable[[np.ndarray, np.ndarray], np.ndar
 
 
 def synthetic_rows(strength: float) -> list[dict]:
-    models: dict[str, Sharpen] = {"identity": lambda f: f,
-                                  "unsharp mask": lambda f: unsharp_mask(f, 1.0, 1.0)}
+    models: dict[str, Sharpen] = {"identity": lambda f: f, "unsharp mask": unsharp_y}
     rows = []
     for noise in (6.0, 8.0, 12.0):
         for speed in ((1, 0), (2, 1), (5, 3)):
@@ -84,7 +92,7 @@ def read_clip(path: Path, frames: int) -> list[np.ndarray]:
         ok, frame = capture.read()
         if not ok:
             break
-        clip.append(frame)
+        clip.append(to_i420(frame))
     capture.release()
     if len(clip) < 2:
         raise SystemExit(f"error: cannot read frames from {path}; "
@@ -93,7 +101,7 @@ def read_clip(path: Path, frames: int) -> list[np.ndarray]:
 
 
 def blurred_luma(frame: np.ndarray) -> np.ndarray:
-    return cv2.blur(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), (5, 5))
+    return cv2.blur(frame[:frame.shape[0] * 2 // 3], (5, 5))
 
 
 def clip_figures(clip: list[np.ndarray], sharpen: Sharpen, strength: float) -> dict:
@@ -106,7 +114,8 @@ def clip_figures(clip: list[np.ndarray], sharpen: Sharpen, strength: float) -> d
     lag, lag_values, previous = 0.0, 0, {}
     for t, frame in enumerate(clip):
         sharp = sharpen(frame).copy()
-        outputs = {"plain": sharp.astype(np.float64), "ema": ema(frame, sharp).astype(np.float64)}
+        outputs = {"plain": to_bgr(sharp).astype(np.float64),
+                   "ema": to_bgr(ema(frame, sharp)).astype(np.float64)}
         for key, out in outputs.items():
             sums[key] += out[static]
             squares[key] += out[static] ** 2
@@ -120,7 +129,7 @@ def clip_figures(clip: list[np.ndarray], sharpen: Sharpen, strength: float) -> d
     n = len(clip)
     std = {k: float(np.sqrt(np.maximum(squares[k] / n - (sums[k] / n) ** 2, 0)).mean())
            for k in sums}
-    return {"frames": n, "size": list(clip[0].shape[1::-1]),
+    return {"frames": n, "size": list(lumas.shape[:0:-1]),
             "static_fraction": float(static.mean()),
             "flicker_plain": flicker_sum["plain"] / (n - 1),
             "flicker_ema": flicker_sum["ema"] / (n - 1),
@@ -129,7 +138,7 @@ def clip_figures(clip: list[np.ndarray], sharpen: Sharpen, strength: float) -> d
 
 
 def cost_720p(clip: list[np.ndarray], strength: float, repeats: int = 200) -> dict:
-    frames = [cv2.resize(f, (1280, 720)) for f in clip[:8]]
+    frames = [to_i420(cv2.resize(to_bgr(f), (1280, 720))) for f in clip[:8]]
     ema = TemporalFilter(strength)
     times = []
     for i in range(repeats + 2):
@@ -149,8 +158,8 @@ def markdown(report: dict) -> str:
              "benchmarks/temporal.py (flicker and moving-content PSNR: vcam/temporal.py).", "",
              "## Synthetic sequence (ground truth known)", "",
              "60 frames 256x192, a textured patch moving over a still textured scene, fresh "
-             "Gaussian noise every frame. Flicker in levels (lower is better), PSNR in dB on "
-             "pixels whose truth moved (ghosting lowers it).", "",
+             "Gaussian noise every frame, as I420. Flicker in levels (lower is better), PSNR in "
+             "dB on samples whose truth moved (ghosting lowers it).", "",
              "| noise σ | speed px/frame | model | flicker plain | flicker EMA | reduction | "
              "moving PSNR plain | moving PSNR EMA | Δ dB | residual-only EMA: reduction / Δ dB |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -196,8 +205,7 @@ def main() -> None:
     if args.model:
         sharpen, sharpener = Sharpener(args.model), f"the model {args.model.name}"
     else:
-        sharpen, sharpener = (lambda f: unsharp_mask(f, 1.0, 1.0),
-                              "unsharp mask (amount 1, sigma 1) standing in for the model")
+        sharpen, sharpener = unsharp_y, "unsharp mask (amount 1, sigma 1) standing in for the model"
     video = args.video.resolve()
     report = {
         "command": f"--frames {args.frames} --strength {args.strength}"

@@ -6,15 +6,13 @@ import pytest
 
 from vcam.baselines import unsharp_mask
 from vcam.errors import VcamError
-from vcam.frames import planes, to_i420
+from vcam.frames import on_luma, planes, to_i420
 from vcam.temporal import TemporalFilter, flicker, moving_psnr, synthetic_sequence
 
 
 def sharpen_y(frame: np.ndarray) -> np.ndarray:
     """Unsharp masking of the Y plane: a model that amplifies the noise, as sharpeners do."""
-    out = frame.copy()
-    planes(out)[0][:] = unsharp_mask(planes(frame)[0], amount=1.0)
-    return out
+    return on_luma(lambda y: unsharp_mask(y, amount=1.0), frame)
 
 
 def run(filt: TemporalFilter, frames: list[np.ndarray], sharpen=lambda f: f) -> list[np.ndarray]:

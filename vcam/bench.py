@@ -27,6 +27,7 @@ import onnxruntime as ort
 from vcam.baselines import cas, unsharp_mask
 from vcam.camera import CameraSource
 from vcam.errors import VcamError
+from vcam.frames import on_luma
 from vcam.pipeline import STAGES, Pipeline
 from vcam.sharpen import Sharpener
 from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter
@@ -124,16 +125,12 @@ class _Baseline:
 
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
         self._fn = fn
-        self._out = np.empty((0, 0), np.uint8)
+        self._out: np.ndarray | None = None
         self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
-        if self._out.shape != frame.shape:
-            self._out = np.empty_like(frame)
-        h = frame.shape[0] * 2 // 3
-        self._out[:h] = self._fn(frame[:h])
-        self._out[h:] = frame[h:]
+        self._out = on_luma(self._fn, frame, self._out)
         self.timings["infer"] = (time.perf_counter() - t0) * 1e3
         return self._out
 

@@ -3,8 +3,9 @@
 A camera frame (BGR, as OpenCV decodes it) is converted once on arrival; from there the
 sharpener, the temporal stage and the SharpCam device all work on I420:
 
-* v4l2loopback's format through pyvirtualcam is I420 (and the OBS camera's is a 4:2:0 one), so
-  a BGR pipeline paid for the conversion at the end anyway (pyvirtualcam converts with libyuv);
+* every pyvirtualcam backend takes I420 without a colour conversion (it is v4l2loopback's
+  format; the OBS backends repack it into NV12 or UYVY), where BGR costs them one conversion
+  (two on macOS), so a BGR pipeline paid for the conversion at the end anyway;
 * the student changes only luma, so its output is Y + residual, with U and V passed through;
 * every per-pixel stage after the model touches 1.5 bytes per pixel instead of BGR's 3.
 
@@ -15,6 +16,8 @@ loses its last row or column (the virtual camera's format is even anyway).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -42,6 +45,19 @@ def planes(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     chroma = (height // 2, width // 2)
     return (frame[:height], flat[area:area + quarter].reshape(chroma),
             flat[area + quarter:].reshape(chroma))
+
+
+def on_luma(fn: Callable[[np.ndarray], np.ndarray], frame: np.ndarray,
+            out: np.ndarray | None = None) -> np.ndarray:
+    """`fn` (plane -> plane) applied to the Y plane of an I420 frame, U and V copied: how a
+    single-plane sharpener (the classical baselines) works on video, as the student does.
+    Written into `out` when it has the shape."""
+    height = size(frame)[1]
+    if out is None or out.shape != frame.shape:
+        out = np.empty_like(frame)
+    out[:height] = fn(frame[:height])
+    out[height:] = frame[height:]
+    return out
 
 
 def to_i420(bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -9,8 +9,9 @@ I420 (vcam/frames.py), whose U and V planes are already at half resolution:
             halves the noise), U and V as they are
     d(t)  = box3x3(2 |ΔY| + (|ΔU| + |ΔV|) / 4)     per-pixel change, in half levels of Y;
                                                     colour-only motion counts too
-    n(t)  = median of d(t), clamped to [1, MAX_NOISE_LEVELS] and smoothed over frames: the
-            camera's noise level (most of a video-call frame is static)
+    n(t)  = median of d(t), clamped to [MIN_NOISE_LEVELS, MAX_NOISE_LEVELS] (1 to 16 levels)
+            and smoothed over frames: the camera's noise level (most of a video-call frame is
+            static)
     w(t)  = strength * (1 - clamp((d - n) / max(2n, MIN_WIDTH_LEVELS), 0, 1)) ** 2
             for U and V as it is, for Y upsampled bilinearly to full resolution
     out(t) = w * out(t-1) + (1 - w) * sharp(t)
@@ -62,7 +63,8 @@ from vcam.errors import VcamError
 DEFAULT_STRENGTH = 0.85   # static pixels average over ~1/(1-0.85) ≈ 7 frames
 # d is in half levels of Y (see the module docstring); the constants below are in d's units.
 CHROMA_WEIGHT = 0.25      # |ΔU| and |ΔV| count an eighth of a Y level each
-MIN_WIDTH_LEVELS = 8.0    # a near-noiseless camera still tolerates small changes
+MIN_NOISE_LEVELS = 2.0    # a near-noiseless camera still averages changes of one level
+MIN_WIDTH_LEVELS = 8.0    # ... and tolerates small changes
 MAX_NOISE_LEVELS = 32.0   # caps the damage when more than half of the frame moves
 NOISE_SMOOTHING = 0.9     # per-frame EMA of the noise estimate, so weights do not pump
 SCENE_CUT_LEVELS = 50.0   # mean d above which the frame is a new scene (unrelated images
@@ -108,12 +110,13 @@ class TemporalFilter:
         return view
 
     def _median_motion(self) -> float:
-        """Median of the motion map, clamped to [1, MAX_NOISE_LEVELS]: the smallest level k in
-        that range with at least half of the pixels <= k. Every MEDIAN_ROW_STEP-th row is
-        plenty for a median (57,600 samples at 720p) and a quarter of the work."""
+        """Median of the motion map, clamped to [MIN_NOISE_LEVELS, MAX_NOISE_LEVELS]: the
+        smallest level k in that range with at least half of the pixels <= k. Every
+        MEDIAN_ROW_STEP-th row is plenty for a median (57,600 samples at 720p) and a quarter
+        of the work."""
         rows = self._motion[::MEDIAN_ROW_STEP]
         half = rows.size / 2
-        lo, hi = 1, int(MAX_NOISE_LEVELS)
+        lo, hi = int(MIN_NOISE_LEVELS), int(MAX_NOISE_LEVELS)
         while lo < hi:
             k = (lo + hi) // 2
             cv2.compare(rows, k, cv2.CMP_GT, dst=self._above)
