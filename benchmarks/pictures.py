@@ -17,6 +17,7 @@ import numpy as np
 
 from distill.data import benchmark_set
 from distill.evaluate import onnx_method
+from vcam.frames import to_bgr, to_i420
 from vcam.sharpen import Sharpener
 from vcam.temporal import TemporalFilter
 
@@ -53,7 +54,8 @@ def video_strip(model: str, video: str, frames: list[int], size: int) -> np.ndar
         ok, frame = cap.read()
         if not ok:
             raise SystemExit(f"{video} has fewer than {max(frames) + 1} frames")
-        out = temporal(frame, sharpen(frame))
+        yuv = to_i420(frame)  # the pipeline's frames, as `vcam start` converts them
+        out = to_bgr(temporal(yuv, sharpen(yuv)))
         if i in frames:
             # A 2× nearest-neighbour zoom of the centre, so the difference is visible on a page.
             zoom = lambda im: cv2.resize(centre_crop(im, size // 2), (size, size), interpolation=cv2.INTER_NEAREST)

@@ -45,11 +45,12 @@ SIZE = ["--width", str(pattern.WIDTH), "--height", str(pattern.HEIGHT)]
 
 # Frame comparisons are mean absolute differences in 8-bit levels over all pixels and channels.
 # Frames reach the reader through two YUV 4:2:0 round trips (fake webcam -> vcam, vcam ->
-# reader). The host simulates both with OpenCV's BT.601 conversions, but the writers on the
-# device use pyvirtualcam's libyuv, which rounds differently: measured here, one trip differs
-# from the simulation by 0.8 levels on average (up to 4 on single pixels), and the sharpen model
-# (a 3x3 Laplacian, centre weight 5) amplifies such pixel-level differences about five-fold, so
-# a correct sharpened frame lands ~3 levels from the host's reference. The tolerance is twice
+# reader). The host simulates both with OpenCV's BT.601 conversions, as vcam itself converts,
+# but the fake webcam writes through pyvirtualcam's libyuv, which rounds differently: measured
+# here, that trip differs from the simulation by 0.8 levels on average (up to 4 on single
+# pixels), and the sharpen model (a 3x3 Laplacian, centre weight 5) amplifies such pixel-level
+# differences about five-fold, so a correct sharpened frame lands 2-3 levels from the host's
+# reference. The tolerance is twice
 # that; the alternatives it must tell apart are much farther: the unsharpened pattern is ~26
 # levels from the sharpened one, and another phase of the pattern ~55.
 MATCH_TOLERANCE = 6.0

@@ -10,8 +10,9 @@ usage: python prepare.py SHARE
                   trip (pyvirtualcam writes I420, OpenCV reads it back as BGR);
     expected[k] = what a reader of SharpCam must see: the model's output on inputs[k], computed
                   here with ONNX Runtime directly (not through vcam), after a second round trip.
-  The round trips are simulated with OpenCV's BT.601 conversions; the device's own (libyuv in
-  pyvirtualcam) rounds slightly differently, which the guest's tolerance covers.
+  The round trips are simulated with OpenCV's BT.601 conversions, the ones vcam uses; the fake
+  webcam's (libyuv in pyvirtualcam) rounds slightly differently, which the guest's tolerance
+  covers.
 - pattern.avi: a few pattern frames as a video file, the source of the no-device scenario.
 """
 
