@@ -20,6 +20,29 @@ def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
     return cv2.normalize(cv2.GaussianBlur(noise, (0, 0), 2.0), None, 30, 220, cv2.NORM_MINMAX)
 
 
+def with_extremes(height: int, width: int) -> np.ndarray:
+    """`textured` with near-white top and near-black bottom rows: an add must saturate there,
+    not wrap."""
+    frame = textured(height, width)
+    frame[:8] = 250
+    frame[-8:] = 4
+    return frame
+
+
+def run_luma8(tmp_path: Path, frame: np.ndarray, size_multiple: int, height: int,
+              width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(output, the luma the model saw, its residual - 128) of a luma8 model (3x the Laplacian)
+    on `frame`, whose picture is height x width."""
+    model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=3.0,
+                                         size_multiple=size_multiple)
+    sharpener = Sharpener(model)
+    out = sharpener(frame)
+    luma = sharpener._io.input[0, 0, :height, :width].astype(int)
+    residual = sharpener._io.output[0, 0, :height, :width].astype(int) - 128
+    assert residual.min() < -10 and residual.max() > 10  # the model really changes the frame
+    return out, luma, residual
+
+
 def edge_energy(img: np.ndarray) -> float:
     return float(np.abs(cv2.Laplacian(img.astype(np.float32), cv2.CV_32F)).mean())
 
@@ -94,17 +117,9 @@ def test_strength_blends_input_and_model_output(tmp_path: Path) -> None:
 @pytest.mark.parametrize("size_multiple", [1, 8])
 def test_luma8_model_sees_the_frames_luma_and_its_residual_is_added_to_each_channel(
         tmp_path: Path, size_multiple: int) -> None:
-    model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=3.0,
-                                         size_multiple=size_multiple)
-    frame = textured(61, 83)
-    frame[:8] = 250  # near white and near black: the add must saturate, not wrap
-    frame[-8:] = 4
-    sharpener = Sharpener(model)
-    out = sharpener(frame)
-    assert np.array_equal(sharpener._io.input[0, 0, :61, :83],
-                          cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
-    residual = sharpener._io.output[0, 0, :61, :83].astype(int) - 128
-    assert residual.min() < -10 and residual.max() > 10  # the model really changes the frame
+    frame = with_extremes(61, 83)
+    out, luma, residual = run_luma8(tmp_path, frame, size_multiple, 61, 83)
+    assert np.array_equal(luma, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
     expected = np.clip(frame.astype(int) + residual[..., None], 0, 255)
     assert (expected == 0).any() and (expected == 255).any()
     assert np.array_equal(out, expected)
@@ -125,19 +140,11 @@ def test_luma8_identity_returns_the_frame_and_strength_scales_the_residual(tmp_p
 @pytest.mark.parametrize("size_multiple", [1, 8])
 def test_luma8_on_i420_adds_the_residual_to_y_and_passes_chroma_through(
         tmp_path: Path, size_multiple: int) -> None:
-    model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=3.0,
-                                         size_multiple=size_multiple)
-    bgr = textured(62, 84)
-    bgr[:8] = 250  # near white and near black: the add must saturate, not wrap
-    bgr[-8:] = 4
+    bgr = with_extremes(62, 84)
     frame = to_i420(bgr)
-    sharpener = Sharpener(model)
-    out = sharpener(frame)
+    out, luma, residual = run_luma8(tmp_path, frame, size_multiple, 62, 84)
     assert out.shape == frame.shape and out.dtype == np.uint8
-    luma = sharpener._io.input[0, 0, :62, :84].astype(int)
     assert np.abs(luma - cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)).max() <= 1  # full-range luma
-    residual = sharpener._io.output[0, 0, :62, :84].astype(int) - 128
-    assert residual.min() < -10 and residual.max() > 10
     y = frame[:62].astype(int)
     expected = np.clip(np.rint(y + residual * 219 / 255), 0, 255)  # in limited-range units
     assert (expected == 255).any() and (expected == 0).any()

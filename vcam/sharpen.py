@@ -56,9 +56,9 @@ form converts I420 to BGR and back around the model.
 from __future__ import annotations
 
 import importlib.resources
-from abc import ABC, abstractmethod
 import os
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import cv2

@@ -56,9 +56,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from vcam import frames
-from vcam.frames import to_i420
 from vcam.errors import VcamError
+from vcam.frames import planes, size, to_i420
 
 DEFAULT_STRENGTH = 0.85   # static pixels average over ~1/(1-0.85) ≈ 7 frames
 # d is in half levels of Y (see the module docstring); the constants below are in d's units.
@@ -91,7 +90,7 @@ class TemporalFilter:
         self._shape = None
 
     def _allocate(self, frame: np.ndarray) -> None:
-        width, height = frames.size(frame)
+        width, height = size(frame)
         hh, hw = height // 2, width // 2
         self._small = np.empty((3 * hh, hw), np.uint8)  # half-resolution Y, then U, then V
         self._prev_small = np.empty_like(self._small)
@@ -135,7 +134,7 @@ class TemporalFilter:
         return np.rint(255 * self.strength * (1 - np.clip(ramp, 0, 1)) ** 2).astype(np.uint8)
 
     def __call__(self, frame_in: np.ndarray, frame_sharp: np.ndarray) -> np.ndarray:
-        frames.size(frame_in)
+        size(frame_in)
         if frame_sharp.shape != frame_in.shape or frame_sharp.dtype != np.uint8:
             raise VcamError(f"temporal filter needs two I420 frames of one size, got "
                             f"{frame_in.dtype} {frame_in.shape} and "
@@ -145,7 +144,7 @@ class TemporalFilter:
         fresh_state = self._shape != frame_in.shape
         if fresh_state:
             self._allocate(frame_in)
-        y, u, v = frames.planes(frame_in)
+        y, u, v = planes(frame_in)
         hh = self._diff.shape[0]
         small = self._small
         cv2.resize(y, self._diff.shape[::-1], dst=small[:hh], interpolation=cv2.INTER_AREA)
@@ -161,7 +160,7 @@ class TemporalFilter:
             return self._read_only()
 
         cv2.blur(self._diff, (3, 3), dst=self._motion)
-        weight_y, weight_u, weight_v = frames.planes(self._weight)
+        weight_y, weight_u, weight_v = planes(self._weight)
         cv2.LUT(self._motion, self._weights_lut(), dst=weight_u)
         np.copyto(weight_v, weight_u)
         cv2.resize(weight_u, weight_y.shape[::-1], dst=weight_y, interpolation=cv2.INTER_LINEAR)
