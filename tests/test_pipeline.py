@@ -38,9 +38,10 @@ class ModeSwitchingWebcam:
         pass
 
 
-def test_odd_size_clip_through_model_and_temporal_to_null_sink(textured_clip: Path,
-                                                               sharpen_model: Path) -> None:
-    with open_pipeline(str(textured_clip), sharpen_model, "null", width=641, height=481,
+@pytest.mark.parametrize("width, height", [(641, 481), (3, 3)])  # 3x3: 2x2 once even
+def test_odd_size_clip_through_model_and_temporal_to_null_sink(
+        textured_clip: Path, sharpen_model: Path, width: int, height: int) -> None:
+    with open_pipeline(str(textured_clip), sharpen_model, "null", width=width, height=height,
                        status_interval=None) as pipeline:
         assert pipeline.run(max_frames=5) == 5
         assert pipeline.sink.frames_sent == 5

@@ -55,6 +55,16 @@ def test_output_is_uint8_of_the_input_shape_and_read_only() -> None:
         assert not out.flags.writeable
 
 
+@pytest.mark.parametrize("height, width", [(2, 2), (2, 8), (8, 2)])
+def test_the_smallest_frames_are_filtered_too(height: int, width: int) -> None:
+    rng = np.random.default_rng(3)
+    frames = [to_i420(rng.integers(100, 110, (height, width, 3), np.uint8)) for _ in range(3)]
+    filt = TemporalFilter()
+    outputs = [filt(frame, frame).copy() for frame in frames]
+    assert all(out.shape == frame.shape for out, frame in zip(outputs, frames))
+    assert not np.array_equal(outputs[2], frames[2])  # small changes are averaged
+
+
 def test_static_scene_is_smoothed_after_the_first_frame() -> None:
     noisy, _ = synthetic_sequence(frames=3)
     filt = TemporalFilter()

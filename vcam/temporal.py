@@ -118,7 +118,7 @@ class TemporalFilter:
         lo, hi = int(MIN_NOISE_LEVELS), int(MAX_NOISE_LEVELS)
         while lo < hi:
             k = (lo + hi) // 2
-            cv2.compare(rows, k, cv2.CMP_GT, dst=self._above)
+            cv2.threshold(rows, k, 1, cv2.THRESH_BINARY, dst=self._above)  # 1 where > k
             if rows.size - cv2.countNonZero(self._above) >= half:
                 hi = k
             else:
