@@ -153,3 +153,24 @@ def test_a_failing_sink_releases_the_camera(clip: Path, identity_model: Path,
 def test_missing_source_is_a_source_error(tmp_path: Path, identity_model: Path) -> None:
     with pytest.raises(SourceError, match="not found"):
         open_pipeline(str(tmp_path / "nope.avi"), identity_model, "null")
+
+
+@pytest.mark.parametrize("opencv_threads, inside", [(1, 1), (None, 3)])
+def test_opencv_threads_are_set_for_the_loop_and_set_back(clip: Path, identity_model: Path,
+                                                          opencv_threads, inside: int) -> None:
+    seen = []
+
+    def temporal(frame: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+        seen.append(cv2.getNumThreads())
+        return sharp
+
+    original = cv2.getNumThreads()
+    cv2.setNumThreads(3)
+    try:
+        with Pipeline(open_source(str(clip)), Sharpener(identity_model), temporal, NullSink(),
+                      status_interval=None, opencv_threads=opencv_threads) as pipeline:
+            pipeline.run(max_frames=2)
+        assert seen == [inside, inside]
+        assert cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(original)

@@ -161,8 +161,10 @@ def _measure(scene: Callable[[int], np.ndarray], sharpen: Callable, fps: float, 
              ema: float) -> tuple[dict, float, float, float, int]:
     source = CameraSource(_SceneCapture(scene), "bench scene", fps=fps, paced=True)
     temporal = TemporalFilter(ema)
-    with Pipeline(source, sharpen, temporal, NullSink(), history=count,
-                  status_interval=None) as pipeline:
+    # Baselines leave the second core idle: they run with OpenCV's own threading (pipeline.py)
+    opencv_threads = None if isinstance(sharpen, _Baseline) else 1
+    with Pipeline(source, sharpen, temporal, NullSink(), history=count, status_interval=None,
+                  opencv_threads=opencv_threads) as pipeline:
         pipeline.run(max_frames=WARMUP_FRAMES)
         pipeline.times.clear()
         dropped0 = source.frames_dropped

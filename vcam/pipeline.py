@@ -6,6 +6,14 @@ sink: `close()` releases the camera and the device, so a second start right afte
 
 Frames are converted to I420 on arrival (vcam/frames.py) and stay I420 to the sink.
 
+OpenCV runs single-threaded while the loop runs (`opencv_threads`; set back after): after each
+inference ONNX Runtime's workers spin on for up to 2 ms (sharpen.py), and OpenCV's second
+thread, fighting them for the other core, made the stages after the model slower, not faster.
+Alternating the setting frame by frame in one process at 720p: everything but inference took
+2.5 ms against 3.1 ms, and 3.3-3.4 against 3.6 ms in four more runs, with the same inference
+time. A sharpener that leaves the second core idle (the classical baselines of `vcam bench`) is
+better served by OpenCV's default, `opencv_threads=None`.
+
 Timings, in ms per published frame, kept in a ring buffer for percentiles:
   capture  — hand-off: from "frame captured and pipeline free" to "pipeline has the frame",
              converted to I420;
@@ -22,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Callable, Protocol
 
+import cv2
 import numpy as np
 
 from vcam.camera import CameraSource, open_source
@@ -75,7 +84,8 @@ class Pipeline:
 
     def __init__(self, source: CameraSource, sharpener: Sharpen,
                  temporal: Callable[[np.ndarray, np.ndarray], np.ndarray], sink: Sink, *,
-                 history: int = 512, status_interval: float | None = 5.0) -> None:
+                 history: int = 512, status_interval: float | None = 5.0,
+                 opencv_threads: int | None = 1) -> None:
         self.source = source
         self.sharpener = sharpener
         self.temporal = temporal
@@ -83,6 +93,7 @@ class Pipeline:
         self.times = StageTimes(history)
         self.frames_out = 0
         self._status_interval = status_interval
+        self._opencv_threads = opencv_threads
         self._shape: tuple[int, ...] | None = None
         self._frame: np.ndarray | None = None  # the I420 conversion's buffer
 
@@ -92,32 +103,39 @@ class Pipeline:
         stop = stop or threading.Event()
         published = 0
         status = _Status(self, self._status_interval)
-        while not stop.is_set() and (max_frames is None or published < max_frames):
-            t0 = time.perf_counter()
-            item = self.source.read(READ_TIMEOUT_S)
-            if item is None:
-                continue
-            camera_frame, t_capture = item
-            if camera_frame.shape != self._shape:
-                if self._shape is not None:
-                    log.info("frame size changed to %dx%d", *camera_frame.shape[1::-1])
-                self._shape = camera_frame.shape
-            frame = self._frame = to_i420(camera_frame, self._frame)
-            t1 = time.perf_counter()
-            sharp = _stage("sharpen", self.sharpener, frame)
-            t2 = time.perf_counter()
-            out = _stage("temporal", self.temporal, frame, sharp)
-            t3 = time.perf_counter()
-            _stage("publish", self.sink.send, out, frame)
-            t4 = time.perf_counter()
-            split = self.sharpener.timings
-            self.times.add([(t1 - max(t0, t_capture)) * 1e3, split["pre"], split["infer"],
-                            split["post"], (t3 - t2) * 1e3, (t4 - t3) * 1e3,
-                            (t4 - t_capture) * 1e3])
-            self.frames_out += 1
-            published += 1
-            status.maybe_log(t4)
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(self._opencv_threads or threads)  # see the module docstring
+        try:
+            while not stop.is_set() and (max_frames is None or published < max_frames):
+                t_read = time.perf_counter()
+                item = self.source.read(READ_TIMEOUT_S)
+                if item is None:
+                    continue
+                status.maybe_log(self._process(*item, t_read))
+                published += 1
+        finally:
+            cv2.setNumThreads(threads)
         return published
+
+    def _process(self, camera_frame: np.ndarray, t_capture: float, t_read: float) -> float:
+        """One frame through every stage, its times recorded; returns when it was published."""
+        if camera_frame.shape != self._shape:
+            if self._shape is not None:
+                log.info("frame size changed to %dx%d", *camera_frame.shape[1::-1])
+            self._shape = camera_frame.shape
+        frame = self._frame = to_i420(camera_frame, self._frame)
+        t1 = time.perf_counter()
+        sharp = _stage("sharpen", self.sharpener, frame)
+        t2 = time.perf_counter()
+        out = _stage("temporal", self.temporal, frame, sharp)
+        t3 = time.perf_counter()
+        _stage("publish", self.sink.send, out, frame)
+        t4 = time.perf_counter()
+        split = self.sharpener.timings
+        self.times.add([(t1 - max(t_read, t_capture)) * 1e3, split["pre"], split["infer"],
+                        split["post"], (t3 - t2) * 1e3, (t4 - t3) * 1e3, (t4 - t_capture) * 1e3])
+        self.frames_out += 1
+        return t4
 
     def close(self) -> None:
         """Release the camera and the device (each even if the other fails)."""
