@@ -154,23 +154,36 @@ def make_reciprocal_model(path: str | Path) -> Path:
     return _save(path, [node], [x], [y], [], _metadata(1, "reciprocal", None))
 
 
-def make_luma8_model(path: str | Path, amount: float = 1.0, size_multiple: int = 1) -> Path:
+def make_luma8_model(path: str | Path, amount: float = 1.0, size_multiple: int = 1,
+                     block: int = 1) -> Path:
     """The luma8 form: residual = amount x 3x3 Laplacian of the luma, stored as uint8 + 128
-    (QuantizeLinear rounds and saturates, as the shipped student's last node does)."""
+    (QuantizeLinear rounds and saturates, as the shipped student's last node does). With
+    `block` > 1 its tensors are packed in block x block pixels (vcam.luma8_block): the model
+    unpacks with DepthToSpace and packs its residual with SpaceToDepth, so it computes exactly
+    what the unpacked model does."""
     weight = numpy_helper.from_array((LAPLACIAN * amount).reshape(1, 1, 3, 3), "weight")
     one = numpy_helper.from_array(np.array(1.0, np.float32), "one")
     mid = numpy_helper.from_array(np.array(128, np.uint8), "mid")
     pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")
-    x = helper.make_tensor_value_info("input", TensorProto.UINT8, LUMA)
-    y = helper.make_tensor_value_info("output", TensorProto.UINT8, LUMA)
+    packed = [1, block * block, "h", "w"]
+    x = helper.make_tensor_value_info("input", TensorProto.UINT8, packed if block > 1 else LUMA)
+    y = helper.make_tensor_value_info("output", TensorProto.UINT8, packed if block > 1 else LUMA)
     nodes = [
-        helper.make_node("Cast", ["input"], ["luma"], to=TensorProto.FLOAT),
+        helper.make_node("Cast", ["luma8"], ["luma"], to=TensorProto.FLOAT),
         helper.make_node("Pad", ["luma", "pads"], ["padded"], mode="reflect"),
         helper.make_node("Conv", ["padded", "weight"], ["residual"]),
-        helper.make_node("QuantizeLinear", ["residual", "one", "mid"], ["output"]),
+        helper.make_node("QuantizeLinear", ["residual", "one", "mid"], ["residual8"]),
     ]
+    extra = {"vcam.io": "luma8"}
+    if block > 1:
+        nodes.insert(0, helper.make_node("DepthToSpace", ["input"], ["luma8"], blocksize=block))
+        nodes.append(helper.make_node("SpaceToDepth", ["residual8"], ["output"], blocksize=block))
+        extra["vcam.luma8_block"] = str(block)
+    else:
+        nodes[0].input[0] = "input"
+        nodes[-1].output[0] = "output"
     return _save(path, nodes, [x], [y], [weight, one, mid, pads],
-                 _metadata(size_multiple, "luma8-laplacian", {"vcam.io": "luma8"}))
+                 _metadata(size_multiple, "luma8-laplacian", extra))
 
 
 def make_float_luma8_model(path: str | Path) -> Path:

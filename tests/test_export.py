@@ -74,13 +74,17 @@ def test_int8_student_is_luma8_and_stays_close(checkpoints, tmp_path):
     quantize_luma8(student, fp32, int8, calib)
     proto = onnx.load(str(int8))
     ops = [n.op_type for n in proto.graph.node]
-    assert ops[0] == "SpaceToDepth" and ops[-1] == "DepthToSpace" and "QuantizeLinear" in ops
-    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
-    assert proto.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    # packed uint8 at both ends: no SpaceToDepth/DepthToSpace or end Quantize/Dequantize left
+    assert "SpaceToDepth" not in ops and "DepthToSpace" not in ops and "QuantizeLinear" in ops
+    assert ops[-1] == "QuantizeLinear"
+    for end in (proto.graph.input[0], proto.graph.output[0]):
+        assert end.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+        assert end.type.tensor_type.shape.dim[1].dim_value == 16  # 4x4 blocks of one luma
     # only the domains its nodes use: older runtimes refuse unknown opset versions of unused ones
     assert [(o.domain, o.version) for o in proto.opset_import] == [("", 17)]
     meta = {p.key: p.value for p in proto.metadata_props}
     assert meta["vcam.io"] == "luma8" and meta["vcam.quantization"].startswith("int8")
+    assert meta["vcam.luma8_block"] == "4"
     assert meta["vcam.name"] == "tiny" and json.loads(meta["vcam.training"]) == {"steps": 30}
     # Through the runtime, at an odd size: what the float network does, to INT8 precision.
     img = (np.random.default_rng(2).random((45, 67, 3)) * 255).astype(np.uint8)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
 import onnx_models
@@ -180,6 +181,38 @@ def test_a_frame_that_is_neither_bgr_nor_i420_is_refused(tmp_path: Path, shape) 
     model = onnx_models.make_identity_model(tmp_path / "id.onnx")
     with pytest.raises(VcamError, match="frame"):
         Sharpener(model)(np.zeros(shape, np.uint8))
+
+
+@pytest.mark.parametrize("strength", [1.0, 0.5])
+@pytest.mark.parametrize("frame", [with_extremes(61, 83), to_i420(with_extremes(62, 84)),
+                                   to_i420(with_extremes(64, 88))],
+                         ids=["bgr", "i420-padded", "i420-whole-blocks"])
+def test_a_packed_luma8_model_gives_what_the_unpacked_one_gives(tmp_path: Path, frame,
+                                                                strength: float) -> None:
+    plain = onnx_models.make_luma8_model(tmp_path / "plain.onnx", amount=3.0, size_multiple=8)
+    packed = onnx_models.make_luma8_model(tmp_path / "packed.onnx", amount=3.0, size_multiple=8,
+                                          block=4)
+    sharpener = Sharpener(packed, strength=strength)
+    out = sharpener(frame)
+    assert sharpener._io.input.shape == (1, 16, 16, 22)  # 64x88 (padded), 4x4 blocks
+    expected = Sharpener(plain, strength=strength)(frame)
+    assert np.abs(out.astype(int) - frame).max() > 10  # the model really changes the frame
+    assert np.array_equal(out, expected)
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"vcam.luma8_block": "3"}, "vcam.size_multiple=4 is not a multiple of vcam.luma8_block=3"),
+    ({"vcam.luma8_block": "2"}, r"has 16 channels, expected 4 \(luma, vcam.io=luma8 in 2x2 blocks\)"),
+    ({"vcam.luma8_block": "two"}, "vcam.luma8_block='two' is not a positive integer"),
+])
+def test_a_luma8_block_that_does_not_fit_is_refused(tmp_path: Path, meta: dict,
+                                                     message: str) -> None:
+    path = onnx_models.make_luma8_model(tmp_path / "packed.onnx", size_multiple=4, block=4)
+    model = onnx.load(str(path))
+    onnx.helper.set_model_props(model, {p.key: p.value for p in model.metadata_props} | meta)
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match=message):
+        Sharpener(path)
 
 
 @pytest.mark.parametrize("strength", [-0.1, 3.0])
