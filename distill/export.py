@@ -15,7 +15,8 @@ float frames at full resolution, which took half of its time: 16 ms per 720p fra
 8.7 ms for the same weights in luma8 form. Static quantisation (QDQ, per-channel weights) is
 calibrated on real degraded images, because activation ranges of restoration nets depend on the
 noise and blur they see; the input and output scales are fixed at one level (1/255) so that the
-graph's ends are the uint8 tensors themselves.
+graph's ends are the uint8 tensors themselves, and the pixel (un)shuffles at the ends are left
+to the runtime (`vcam.luma8_block`, see `_packed_uint8_ends`).
 """
 
 from __future__ import annotations

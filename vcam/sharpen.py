@@ -9,7 +9,11 @@ declared by the metadata key `vcam.io`:
   computes it), uint8 [1,1,H,W] luma residual + 128 out, added to B, G and R alike. A
   luma-only network gains nothing from float RGB ends, and they cost: at 720p the same INT8
   student runs in 8.7 ms this way against 16 ms in the rgb form, and the runtime's own
-  conversions (pre + post, inside the pipeline) fall from 1.6 ms to ~0.9 ms.
+  conversions (pre + post, inside the pipeline) fall from 1.6 ms to ~0.9 ms. With metadata
+  `vcam.luma8_block` = b, both tensors come packed as SpaceToDepth does it, [1,b*b,H/b,W/b]
+  (channel by*b + bx holds pixels (b*y + by, b*x + bx)); the runtime packs and unpacks, because
+  ONNX Runtime's uint8 SpaceToDepth and DepthToSpace took 1.8 ms of the student's 9 ms at 720p
+  where OpenCV, one row phase at a time, needs ~0.3 ms (the shipped students use b = 4).
 
 Pre/post-processing is memory-bound (a 720p float32 tensor is 11 MB), so it is written to never
 allocate on the hot path and to touch each byte as few times as possible:
@@ -71,7 +75,8 @@ from vcam.errors import ModelError, VcamError
 
 CONTRACT = ("the model contract is one input named 'input', float32 [1,3,H,W] RGB in 0..1 with "
             "dynamic H and W, output float32 [1,3,H,W] (with metadata vcam.io=luma8: uint8 "
-            "[1,1,H,W] luma in, uint8 [1,1,H,W] luma residual + 128 out)")
+            "[1,1,H,W] luma in, uint8 [1,1,H,W] luma residual + 128 out, packed [1,b*b,H/b,W/b] "
+            "with vcam.luma8_block=b)")
 IO_FORMS = {"rgb": ("tensor(float)", 3, "RGB"), "luma8": ("tensor(uint8)", 1, "luma")}
 AUTO_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 SPIN_US = 2000  # see Sharpener.__init__
