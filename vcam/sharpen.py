@@ -330,7 +330,7 @@ class Sharpener:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         # 0 = ORT's default: one thread per physical core, its workers pinned to cores. An
         # explicit count leaves them unpinned, which on the 2-core reference machine made 26-40 %
-        # of 720p inferences ~1.8x slower (0-0.3 % with the default), so --threads is for
+        # of 720p inferences ~1.8x slower (0-0.3 % with the default), so `threads` is for
         # machines shared with other heavy work, not for speed.
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
