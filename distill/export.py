@@ -227,8 +227,8 @@ def _packed_uint8_ends(graph: onnx.GraphProto, unshuffled: str) -> int:
     The Quantize after SpaceToDepth and the Dequantize before DepthToSpace go (their scales are
     one level), and so do SpaceToDepth and DepthToSpace themselves: the graph then reads the
     luma packed in b x b blocks, [1, b*b, H/b, W/b] uint8, and writes the residual the same way
-    (`vcam.luma8_block`). The runtime packs and unpacks with OpenCV in ~0.3 ms per 720p frame,
-    where ONNX Runtime's uint8 SpaceToDepth and DepthToSpace took 1.8 ms."""
+    (`vcam.luma8_block`). The runtime's packing with OpenCV adds ~0.4 ms per 720p frame to
+    pre + post, where ONNX Runtime's uint8 SpaceToDepth and DepthToSpace took 1.8 ms."""
     unshuffle = next(n for n in graph.node if n.op_type == "SpaceToDepth")
     quantize = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == unshuffled)
     shuffle = next(n for n in graph.node if n.op_type == "DepthToSpace")

@@ -13,7 +13,8 @@ declared by the metadata key `vcam.io`:
   `vcam.luma8_block` = b, both tensors come packed as SpaceToDepth does it, [1,b*b,H/b,W/b]
   (channel by*b + bx holds pixels (b*y + by, b*x + bx)); the runtime packs and unpacks, because
   ONNX Runtime's uint8 SpaceToDepth and DepthToSpace took 1.8 ms of the student's 9 ms at 720p
-  where OpenCV, one row phase at a time, needs ~0.3 ms (the shipped students use b = 4).
+  where OpenCV, one row phase at a time, adds ~0.4 ms to pre + post inside the pipeline (the
+  shipped students use b = 4).
 
 Pre/post-processing is memory-bound (a 720p float32 tensor is 11 MB), so it is written to never
 allocate on the hot path and to touch each byte as few times as possible:
@@ -53,7 +54,8 @@ Frames are BGR HxWx3 (still images: evaluation, pictures) or I420, the pipeline'
 (vcam/frames.py). On I420 the luma8 form reads Y through a 256-entry table from limited range
 (16..235) to the full-range luma it was trained on (within one level of COLOR_BGR2GRAY), adds
 the residual to Y alone, scaled by 219/255 into limited-range units, and passes U and V through:
-inside the pipeline at 720p, pre 0.29 + post 0.26 ms against 0.27 + 0.65 ms on BGR. The rgb
+inside the pipeline at 720p, pre 0.29 + post 0.26 ms (before packing) against 0.27 + 0.65 ms on
+BGR. The rgb
 form converts I420 to BGR and back around the model.
 """
 
@@ -224,6 +226,7 @@ class _Luma8(_Form):
         b = block
         self.input = np.empty((1, b * b, hp // b, wp // b), np.uint8)   # bound to ORT
         self.output = np.empty((1, b * b, hp // b, wp // b), np.uint8)  # bound to ORT
+        self._block = b
         self._packed = b > 1
         # The full-resolution luma and residual: the tensors themselves unless packed
         self._luma_full = np.empty((hp, wp), np.uint8) if self._packed else self.input[0, 0]
@@ -233,7 +236,7 @@ class _Luma8(_Form):
         # Packing goes one row phase at a time (rows by, by + b, ...: channels by*b .. by*b +
         # b-1), through a contiguous copy of the phase: OpenCV splits and merges contiguous
         # pixels 10x faster than row-strided ones.
-        self._phases = np.empty((b, hp // b, wp), np.uint8)
+        self._phases = np.empty((b, hp // b, wp), np.uint8) if self._packed else None
         self._planes_in = [list(self.input[0, by * b:(by + 1) * b]) for by in range(b)]
         self._planes_out = [list(self.output[0, by * b:(by + 1) * b]) for by in range(b)]
         self._residual3 = np.empty((height, width, 3), np.uint8)
@@ -249,14 +252,21 @@ class _Luma8(_Form):
             cv2.copyMakeBorder(self._luma, 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101,
                                dst=self._luma_full)
         if self._packed:
-            b = len(self._phases)
-            for phase, rows, planes in zip(self._phases, _row_phases(self._luma_full, b),
-                                           self._planes_in):
+            self._pack(self._luma_full)
+
+    def _pack(self, luma: np.ndarray, table: np.ndarray | None = None) -> None:
+        """Full-resolution luma -> the packed input tensor, through `table` when given (the
+        lookup then is the phase's copy)."""
+        b = self._block
+        for phase, rows, planes in zip(self._phases, _row_phases(luma, b), self._planes_in):
+            if table is None:
                 np.copyto(phase, rows)
-                cv2.split(phase.reshape(phase.shape[0], -1, b), planes)
+            else:
+                cv2.LUT(rows, table, dst=phase)
+            cv2.split(phase.reshape(phase.shape[0], -1, b), planes)
 
     def _merge_phases(self) -> None:
-        b = len(self._phases)
+        b = self._block
         for phase, planes in zip(self._phases, self._planes_out):
             cv2.merge(planes, dst=phase.reshape(phase.shape[0], -1, b))
 
@@ -278,14 +288,11 @@ class _Luma8(_Form):
 
     def pre_i420(self, frame: np.ndarray) -> None:
         y = frame[:self._height]
-        if self._packed and not self._padded:  # the table lookup is the packing's copy
-            b = len(self._phases)
-            for phase, rows, planes in zip(self._phases, _row_phases(y, b), self._planes_in):
-                cv2.LUT(rows, _Y_TO_LUMA, dst=phase)
-                cv2.split(phase.reshape(phase.shape[0], -1, b), planes)
-            return
-        cv2.LUT(y, _Y_TO_LUMA, dst=self._luma)
-        self._pad_and_pack()
+        if self._packed and not self._padded:
+            self._pack(y, _Y_TO_LUMA)
+        else:
+            cv2.LUT(y, _Y_TO_LUMA, dst=self._luma)
+            self._pad_and_pack()
 
     def post_i420(self, frame: np.ndarray) -> np.ndarray:
         """Y + strength (r - 128) in limited-range units; U and V pass through. Packed and
@@ -295,7 +302,7 @@ class _Luma8(_Form):
         s = self.strength * frames.Y_RANGE / 255
         if self._packed and not self._padded:
             self._merge_phases()
-            b = len(self._phases)
+            b = self._block
             for phase, y, y_out in zip(self._phases, _row_phases(frame[:h], b),
                                        _row_phases(out[:h], b)):
                 cv2.addWeighted(y, 1.0, phase, s, -128.0 * s, dst=y_out)
