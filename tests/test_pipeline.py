@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -174,3 +175,22 @@ def test_opencv_threads_are_set_for_the_loop_and_set_back(clip: Path, identity_m
         assert cv2.getNumThreads() == 3
     finally:
         cv2.setNumThreads(original)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux-only")
+def test_loop_thread_runs_on_the_sharpeners_caller_cpus_and_is_set_back(
+        clip: Path, identity_model: Path) -> None:
+    sharpener = Sharpener(identity_model)
+    original = os.sched_getaffinity(0)
+    sharpener.caller_cpus = frozenset({min(original)})
+    seen = []
+
+    def temporal(frame: np.ndarray, sharp: np.ndarray) -> np.ndarray:
+        seen.append(os.sched_getaffinity(0))
+        return sharp
+
+    with Pipeline(open_source(str(clip)), sharpener, temporal, NullSink(),
+                  status_interval=None) as pipeline:
+        pipeline.run(max_frames=2)
+    assert seen == [{min(original)}] * 2
+    assert os.sched_getaffinity(0) == original

@@ -1,5 +1,6 @@
 """Sharpener on real ONNX Runtime sessions over tiny models built in tmp_path."""
 
+import os
 from pathlib import Path
 
 import cv2
@@ -283,6 +284,29 @@ def test_unknown_provider_lists_what_is_available(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"unknown or unavailable provider 'warp-drive'; "
                                          r"available here: .*cpu"):
         Sharpener(model, provider="warp-drive")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="thread affinity is Linux-only")
+def test_caller_cpus_avoid_every_pinned_worker_of_the_session(tmp_path: Path) -> None:
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx")
+    before = vcam.sharpen._thread_ids()
+    sharpener = Sharpener(model)
+    workers = {tid: os.sched_getaffinity(tid) for tid in vcam.sharpen._thread_ids() - before}
+    allowed = os.sched_getaffinity(0)
+    pinned = [cpus for cpus in workers.values() if cpus != allowed]
+    if not pinned:  # a one-core machine: ORT starts no pinned worker
+        assert sharpener.caller_cpus is None
+        return
+    assert sharpener.caller_cpus
+    assert sharpener.caller_cpus <= allowed
+    assert all(not (sharpener.caller_cpus & cpus) for cpus in pinned)
+
+
+def test_caller_cpus_are_unset_when_workers_are_not_pinned(tmp_path: Path) -> None:
+    """An explicit thread count leaves ORT's workers unpinned (one thread: no worker at all)."""
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx")
+    assert Sharpener(model, threads=1).caller_cpus is None
+    assert Sharpener(model, threads=2).caller_cpus is None
 
 
 def test_timings_cover_each_stage(tmp_path: Path) -> None:

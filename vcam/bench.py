@@ -128,6 +128,7 @@ class _Baseline:
         self._fn = fn
         self._out: np.ndarray | None = None
         self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+        self.caller_cpus = None  # no worker threads of its own
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()

@@ -14,6 +14,10 @@ Alternating the setting frame by frame in one process at 720p: everything but in
 time. A sharpener that leaves the second core idle (the classical baselines of `vcam bench`) is
 better served by OpenCV's default, `opencv_threads=None`.
 
+The loop's thread also stays off the CPUs that the model's pinned worker threads use
+(`Sharpener.caller_cpus`, Linux) while it runs: woken on a worker's CPU, it shared that CPU with
+the worker for the whole inference while the other core idled (sharpen.py has the figures).
+
 Timings, in ms per published frame, kept in a ring buffer for percentiles:
   capture  — hand-off: from "frame captured and pipeline free" to "pipeline has the frame",
              converted to I420;
@@ -24,6 +28,7 @@ Timings, in ms per published frame, kept in a ring buffer for percentiles:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -51,6 +56,7 @@ class Sharpen(Protocol):
     `vcam bench` fit it too)."""
 
     timings: dict[str, float]
+    caller_cpus: frozenset[int] | None  # where the calling thread should run (sharpen.py)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray: ...
 
@@ -105,6 +111,10 @@ class Pipeline:
         status = _Status(self, self._status_interval)
         threads = cv2.getNumThreads()
         cv2.setNumThreads(self._opencv_threads or threads)  # see the module docstring
+        cpus = self.sharpener.caller_cpus
+        saved_cpus = os.sched_getaffinity(0) if cpus else None
+        if cpus:
+            os.sched_setaffinity(0, cpus)  # this thread only; off the model's worker CPUs
         try:
             while not stop.is_set() and (max_frames is None or published < max_frames):
                 t_read = time.perf_counter()
@@ -115,6 +125,8 @@ class Pipeline:
                 published += 1
         finally:
             cv2.setNumThreads(threads)
+            if saved_cpus:
+                os.sched_setaffinity(0, saved_cpus)
         return published
 
     def _process(self, camera_frame: np.ndarray, t_capture: float, t_read: float) -> float:
