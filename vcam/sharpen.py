@@ -8,13 +8,13 @@ declared by the metadata key `vcam.io`:
 * `luma8` (the shipped student): uint8 [1,1,H,W] luma in (BT.601, as `cv2.COLOR_BGR2GRAY`
   computes it), uint8 [1,1,H,W] luma residual + 128 out, added to B, G and R alike. A
   luma-only network gains nothing from float RGB ends, and they cost: at 720p the same INT8
-  student runs in 8.7 ms this way against 16 ms in the rgb form, and the runtime's own
-  conversions (pre + post, inside the pipeline) fall from 1.6 ms to ~0.9 ms. With metadata
-  `vcam.luma8_block` = b, both tensors come packed as SpaceToDepth does it, [1,b*b,H/b,W/b]
-  (channel by*b + bx holds pixels (b*y + by, b*x + bx)); the runtime packs and unpacks, because
-  ONNX Runtime's uint8 SpaceToDepth and DepthToSpace took 1.8 ms of the student's 9 ms at 720p
-  where OpenCV, one row phase at a time, adds ~0.4 ms to pre + post inside the pipeline (the
-  shipped students use b = 4).
+  student (four blocks, version 1) runs in 8.7 ms this way against 16 ms in the rgb form, and
+  the runtime's own conversions (pre + post, inside the pipeline) fall from 1.6 ms to ~0.9 ms.
+  With metadata `vcam.luma8_block` = b, both tensors come packed as SpaceToDepth does it,
+  [1,b*b,H/b,W/b] (channel by*b + bx holds pixels (b*y + by, b*x + bx)); the runtime packs and
+  unpacks, because ONNX Runtime's uint8 SpaceToDepth and DepthToSpace took 1.8 ms of the
+  three-block student's 9 ms at 720p where OpenCV, one row phase at a time, adds ~0.4 ms to
+  pre + post inside the pipeline (the shipped students use b = 4).
 
 Pre/post-processing is memory-bound (a 720p float32 tensor is 11 MB), so it is written to never
 allocate on the hot path and to touch each byte as few times as possible:
