@@ -345,3 +345,13 @@ def test_default_model_path_points_to_shipped_weights_or_says_use_model(
         default_model_path()
     onnx_models.make_identity_model(tmp_path / "student.onnx")
     assert default_model_path() == tmp_path / "student.onnx"
+
+
+def test_default_model_from_an_uninstalled_source_tree_says_install_or_use_model(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_installed(package: str):
+        raise ModuleNotFoundError(f"No module named {package!r}")
+
+    monkeypatch.setattr(vcam.sharpen.importlib.resources, "files", not_installed)
+    with pytest.raises(ModelError, match="no default model is installed.*pip install.*--model PATH"):
+        default_model_path()

@@ -91,7 +91,12 @@ _Y_TO_LUMA = np.clip(np.rint((np.arange(256) - frames.Y_BLACK) * 255 / frames.Y_
 
 def default_model_path() -> Path:
     """The model shipped in the wheel (`weights/student.onnx`), used when --model is not given."""
-    path = Path(str(importlib.resources.files("vcam.weights") / "student.onnx"))
+    try:
+        path = Path(str(importlib.resources.files("vcam.weights") / "student.onnx"))
+    except ModuleNotFoundError:  # vcam imported from a source tree that was never installed
+        raise ModelError("no default model is installed (this vcam runs from a source tree; "
+                         "`pip install .` installs it); pass --model PATH to an ONNX "
+                         "model") from None
     if not path.is_file():
         raise ModelError(f"no default model is installed ({path} is missing); "
                          "pass --model PATH to an ONNX model")
