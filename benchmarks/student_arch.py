@@ -2,8 +2,8 @@
 
 Each candidate is distilled from the same teacher for the same number of steps, exported
 (re-parameterised) to ONNX fp32 and static INT8, timed on a 1280×720 frame with ONNX Runtime
-(median of N runs, ONNX Runtime's default threads, with CAS timed in the same process as a yardstick for
-this machine's speed) and scored on the validation set: with the benchmark degradation (a random
+(median of N runs, ONNX Runtime's default threads, with CAS timed in the same process as a
+yardstick for this machine's speed) and scored on the validation set: with the benchmark degradation (a random
 webcam chain per image), and with one strong defocus (Gaussian sigma 1.2, then JPEG quality 70),
 the case where a small receptive field shows. Writes benchmarks/student_arch.{md,json}.
 
