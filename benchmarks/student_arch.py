@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from distill.export import export_onnx, quantize_luma8
 from distill.models import Student, StudentConfig, macs
 from distill.train import TrainConfig, train
 from vcam.baselines import cas
-from vcam.sharpen import Sharpener
+from vcam.sharpen import Sharpener, on_cpus
 
 CANDIDATES = "16x4,32x4,32x6,48x4,48x6,64x6"  # channels x blocks
 
@@ -55,14 +54,8 @@ def sharpener_ms(path: Path, frame: np.ndarray, runs: int) -> float:
     """Model plus the runtime's own conversions: the forms differ in both. ONNX Runtime's
     default threads, and the calling thread off their CPUs, as the pipeline runs it."""
     sharpener = Sharpener(path, provider="cpu")
-    saved = os.sched_getaffinity(0) if sharpener.caller_cpus else None
-    if sharpener.caller_cpus:
-        os.sched_setaffinity(0, sharpener.caller_cpus)
-    try:
+    with on_cpus(sharpener.caller_cpus):
         return median_ms(lambda: sharpener(frame), runs)
-    finally:
-        if saved:
-            os.sched_setaffinity(0, saved)
 
 
 def main() -> None:

@@ -28,7 +28,6 @@ Timings, in ms per published frame, kept in a ring buffer for percentiles:
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ import numpy as np
 from vcam.camera import CameraSource, open_source
 from vcam.errors import VcamError
 from vcam.frames import to_i420
-from vcam.sharpen import Sharpener, default_model_path
+from vcam.sharpen import Sharpener, default_model_path, on_cpus
 from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter
 from vcam.virtualcam import Sink, open_sink
 
@@ -111,22 +110,17 @@ class Pipeline:
         status = _Status(self, self._status_interval)
         threads = cv2.getNumThreads()
         cv2.setNumThreads(self._opencv_threads or threads)  # see the module docstring
-        cpus = self.sharpener.caller_cpus
-        saved_cpus = os.sched_getaffinity(0) if cpus else None
-        if cpus:
-            os.sched_setaffinity(0, cpus)  # this thread only; off the model's worker CPUs
         try:
-            while not stop.is_set() and (max_frames is None or published < max_frames):
-                t_read = time.perf_counter()
-                item = self.source.read(READ_TIMEOUT_S)
-                if item is None:
-                    continue
-                status.maybe_log(self._process(*item, t_read))
-                published += 1
+            with on_cpus(self.sharpener.caller_cpus):  # off the model's worker CPUs
+                while not stop.is_set() and (max_frames is None or published < max_frames):
+                    t_read = time.perf_counter()
+                    item = self.source.read(READ_TIMEOUT_S)
+                    if item is None:
+                        continue
+                    status.maybe_log(self._process(*item, t_read))
+                    published += 1
         finally:
             cv2.setNumThreads(threads)
-            if saved_cpus:
-                os.sched_setaffinity(0, saved_cpus)
         return published
 
     def _process(self, camera_frame: np.ndarray, t_capture: float, t_read: float) -> float:

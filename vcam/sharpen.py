@@ -55,18 +55,19 @@ Frames are BGR HxWx3 (still images: evaluation, pictures) or I420, the pipeline'
 (16..235) to the full-range luma it was trained on (within one level of COLOR_BGR2GRAY), adds
 the residual to Y alone, scaled by 219/255 into limited-range units, and passes U and V through:
 inside the pipeline at 720p, pre 0.29 + post 0.26 ms (before packing) against 0.27 + 0.65 ms on
-BGR. The rgb
-form converts I420 to BGR and back around the model.
+BGR. The rgb form converts I420 to BGR and back around the model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import os
 import time
 from abc import ABC, abstractmethod
 from functools import partial
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -101,6 +102,21 @@ def default_model_path() -> Path:
         raise ModelError(f"no default model is installed ({path} is missing); "
                          "pass --model PATH to an ONNX model")
     return path
+
+
+@contextlib.contextmanager
+def on_cpus(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Inside the block the calling thread (only it) runs on `cpus`, such as a Sharpener's
+    `caller_cpus`; its own affinity comes back after. None leaves it where it is."""
+    if not cpus:
+        yield
+        return
+    saved = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, saved)
 
 
 def _thread_ids() -> set[int]:
@@ -168,7 +184,8 @@ class _Form(ABC):
 
     def __init__(self, height: int, width: int) -> None:
         self._height, self._width = height, width
-        self._yuv: np.ndarray | None = None
+        self._yuv: np.ndarray | None = None  # I420 output, allocated on the first I420 frame
+        self._bgr: np.ndarray | None = None  # ... and the BGR frame the generic path converts to
 
     @abstractmethod
     def pre(self, frame: np.ndarray) -> None: ...
@@ -179,11 +196,11 @@ class _Form(ABC):
     def _i420_out(self) -> np.ndarray:
         if self._yuv is None:
             self._yuv = np.empty((self._height * 3 // 2, self._width), np.uint8)
-            self._bgr = np.empty((self._height, self._width, 3), np.uint8)
         return self._yuv
 
     def pre_i420(self, frame: np.ndarray) -> None:
-        self._i420_out()
+        if self._bgr is None:
+            self._bgr = np.empty((self._height, self._width, 3), np.uint8)
         cv2.cvtColor(frame, cv2.COLOR_YUV2BGR_I420, dst=self._bgr)
         self.pre(self._bgr)
 
