@@ -31,10 +31,12 @@ e2e: $(VENV)/.dev
 	bash tests/e2e/install-deps.sh
 	bash tests/e2e/run.sh
 
+# One report per CPU class (benchmarks/bench-avx2.md, ...): the tier chosen for 720p30 on this CPU.
 bench: $(VENV)/.runtime
-	$(VENV)/bin/vcam bench --out benchmarks/bench.md
+	$(VENV)/bin/vcam bench --tier $$($(PY) -c 'from vcam import tiers; from vcam.camera import DEFAULT_WIDTH as w, DEFAULT_HEIGHT as h, DEFAULT_FPS as f; print(tiers.choose(w, h, f).tier)') \
+		--out benchmarks/bench-$$($(PY) -c 'from vcam.cpu import cpu_info; print(cpu_info().slug)').md
 
 quality: $(VENV)/.dev
-	$(VENV)/bin/distill evaluate --model teacher=weights/teacher.onnx --model student=weights/student.onnx \
+	$(VENV)/bin/distill evaluate --model teacher=weights/teacher.onnx --model student-fast=weights/student-fast.onnx --model student=weights/student.onnx \
 		--model student-fp32=weights/student-fp32.onnx --model student-no-distillation=weights/student-nokd-fp32.onnx --model student-hq=weights/student-hq.onnx \
-		--bench-frames 30 --out benchmarks/quality
+		--video-dir ../shared/data/video --bench-frames 30 --out benchmarks/quality

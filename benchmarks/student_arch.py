@@ -29,6 +29,7 @@ from distill.export import export_onnx, quantize_luma8
 from distill.models import Student, StudentConfig, macs
 from distill.train import TrainConfig, train
 from vcam.baselines import cas
+from vcam.cpu import cpu_info
 from vcam.sharpen import Sharpener, on_cpus
 
 CANDIDATES = "16x4,32x4,32x6,48x4,48x6,64x6"  # channels x blocks
@@ -103,8 +104,12 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
 
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps({"steps": args.steps, "input_psnr": input_psnr, "defocus_input_psnr": blurred_psnr, "rows": rows}, indent=2) + "\n")
+    cpu = cpu_info()
+    out.with_suffix(".json").write_text(json.dumps({"steps": args.steps, "cpu": cpu.as_dict(), "input_psnr": input_psnr,
+                                                    "defocus_input_psnr": blurred_psnr, "rows": rows}, indent=2) + "\n")
     lines = [
+        f"CPU: {cpu.describe()}.",
+        "",
         f"Students distilled for {args.steps} steps from `{args.teacher}`; validation `{args.val_dir}` "
         f"(degraded input {input_psnr:.2f} dB). Times: median of {args.runs} runs on one 1280×720 frame, "
         "ONNX Runtime CPU, its default threads (one per core), through the runtime's Sharpener (its conversions included; INT8 = the luma8 form); "

@@ -44,6 +44,7 @@ def train(
     seed: int = typer.Option(0),
     threads: int = typer.Option(0, help="Torch CPU threads (0 = default)."),
     teacher: Optional[Path] = typer.Option(None, help="Teacher checkpoint: distil from it. Without it the student learns from ground truth alone."),
+    init: Optional[Path] = typer.Option(None, help="Start a new run from this checkpoint's weights (e.g. weights/teacher.pt); a run that resumes ignores it."),
     w_gt: float = typer.Option(1.0, help="Weight of L1(student, ground truth)."),
     w_kd: float = typer.Option(1.0, help="Weight of L1(student, teacher)."),
     w_feat: float = typer.Option(0.1, help="Weight of the feature-mimicry L1 (0 disables the adapter)."),
@@ -58,7 +59,7 @@ def train(
     cfg = TrainConfig(
         kind=kind, model=overrides, train_dir=str(train_dir), val_dir=str(val_dir), out=str(out), cache=str(cache),
         crop=crop, pool=pool, batch=batch, steps=steps, lr=lr, ema=ema, eval_every=eval_every,
-        checkpoint_minutes=checkpoint_minutes, seed=seed, threads=threads, teacher=str(teacher or ""),
+        checkpoint_minutes=checkpoint_minutes, seed=seed, threads=threads, teacher=str(teacher or ""), init=str(init or ""),
         w_gt=w_gt, w_kd=w_kd, w_feat=w_feat,
     )
     try:
@@ -123,9 +124,33 @@ def export(
 
 
 @app.command()
+def qat(
+    checkpoint: Path = typer.Argument(..., help="A trained student: last.pt / best.pt of `distill train`, or a shipped .pt."),
+    out: Path = typer.Argument(..., help="Weights-only checkpoint to write; export it with `distill export --int8`."),
+    steps: int = typer.Option(2000),
+    lr: float = typer.Option(1e-4),
+    train_dir: Path = typer.Option(Path("../shared/data/train"), help="Folder of clean training images."),
+    val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
+    calib_dir: Path = typer.Option(Path("../shared/data/train"), help="The images `distill export` calibrates INT8 on."),
+    cache: Path = typer.Option(Path("cache"), help="Where the degraded crop pool is cached."),
+) -> None:
+    """Fine-tune a student through INT8 rounding (7-bit weights, uint8 activations)."""
+    from distill.qat import QatConfig, finetune
+
+    cfg = QatConfig(train_dir=str(train_dir), val_dir=str(val_dir), calib_dir=str(calib_dir), cache=str(cache), steps=steps, lr=lr)
+    try:
+        scores = finetune(checkpoint, out, cfg)
+    except (DataError, TrainingError) as e:
+        _fail(str(e))
+    typer.echo(f"wrote {out}: validation PSNR float {scores['float']:.3f} dB, simulated INT8 "
+               f"{scores['int8_before']:.3f} before and {scores['int8_after']:.3f} after fine-tuning")
+
+
+@app.command()
 def evaluate(
     model: list[str] = typer.Option([], help="NAME=PATH.onnx, repeatable (name one 'teacher' to get student-vs-teacher)."),
     val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
+    video_dir: Optional[Path] = typer.Option(None, help="Folder of video clips: their frames, degraded, are a third set."),
     out: Path = typer.Option(Path("benchmarks/quality"), help="Writes OUT.md and OUT.json."),
     bench_frames: int = typer.Option(0, help="Also time each model at 720p through `vcam bench` for N frames (0 skips)."),
 ) -> None:
@@ -139,7 +164,7 @@ def evaluate(
             _fail(f"--model {item!r} must be NAME=PATH to an existing .onnx file")
         models[name] = path
     try:
-        report = run(val_dir, models)
+        report = run(val_dir, models, video_dir=video_dir)
     except DataError as e:
         _fail(str(e))
     if bench_frames > 0:

@@ -12,8 +12,9 @@ A student's INT8 model takes the contract's second, fast form (`vcam.io = luma8`
 uint8 luma residual (+128) out, the runtime doing the colour conversion and the residual add in
 uint8. Quantising the RGB graph instead leaves ONNX Runtime converting and quantising 3-channel
 float frames at full resolution, which took half of its time: 16 ms per 720p frame against
-8.7 ms for the same weights in luma8 form. Static quantisation (QDQ, per-channel weights) is
-calibrated on real degraded images, because activation ranges of restoration nets depend on the
+8.7 ms for the same weights in luma8 form. Static quantisation (QDQ, per-channel weights of 7
+bits, so that every x86 kernel computes the same integers: `int16_overflows`) is calibrated on
+real degraded images, because activation ranges of restoration nets depend on the
 noise and blur they see; the input and output scales are fixed at one level (1/255) so that the
 graph's ends are the uint8 tensors themselves, and the pixel (un)shuffles at the ends are left
 to the runtime (`vcam.luma8_block`, see `_packed_uint8_ends`).
@@ -99,6 +100,8 @@ def run_facts(checkpoint: str | Path) -> dict:
     training = {k: cfg[k] for k in keys if k in cfg} | {"steps": ckpt.get("step"), "teacher": distilled}
     if ckpt.get("elapsed"):
         training["minutes"] = round(ckpt["elapsed"] / 60, 1)
+    if ckpt.get("qat"):
+        training["qat"] = ckpt["qat"]
     facts: dict = {"training": training}
     metrics = Path(checkpoint).parent / "metrics.jsonl"
     if metrics.is_file():
@@ -139,14 +142,14 @@ def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict
 
 
 def slim_checkpoint(checkpoint: str | Path, path: str | Path, use_ema: bool = True) -> None:
-    """Keep only what inference and distillation need (architecture + one set of weights, the
-    EMA unless `use_ema` is False): a run's last.pt also holds optimiser state and both weight
-    sets, ~4x the size, which only resuming uses. The result loads wherever a checkpoint is
-    accepted (`--teacher`, `distill export`)."""
+    """Keep only what inference and distillation need: the architecture and one set of weights
+    (the EMA unless `use_ema` is False), without the second set and the adapter that only
+    resuming uses. The result loads wherever a checkpoint is accepted (`--teacher`, `--init`,
+    `distill export`, `distill qat`)."""
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, use_ema)
-    torch.save({"arch": ckpt["arch"], "model": model.state_dict(), "ema": None,
-                "config": ckpt.get("config"), "step": ckpt.get("step")}, path)
+    torch.save({"arch": ckpt["arch"], "model": model.state_dict(), "ema": None, "config": ckpt.get("config"),
+                "step": ckpt.get("step"), "qat": ckpt.get("qat")}, path)
 
 
 @torch.no_grad()
@@ -195,7 +198,7 @@ def quantize_luma8(checkpoint: str | Path, fp32_path: str | Path, int8_path: str
         residual = next(n for n in graph.node if n.op_type == "DepthToSpace").input[0]
         quant_pre_process(str(core), str(pre), skip_symbolic_shape=True)
         quantize_static(
-            str(pre), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+            str(pre), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             extra_options={"TensorQuantOverrides": {
                 unshuffled: [level | {"zero_point": np.array(0, np.uint8)}],
@@ -216,9 +219,51 @@ def quantize_luma8(checkpoint: str | Path, fp32_path: str | Path, int8_path: str
     fp32 = onnx.load(str(fp32_path))
     onnx.helper.set_model_props(int8, {p.key: p.value for p in fp32.metadata_props}
                                 | {"vcam.io": "luma8", "vcam.luma8_block": str(block),
-                                   "vcam.quantization": "int8-qdq-per-channel"})
+                                   "vcam.quantization": "int8-qdq-per-channel-7bit"})
     onnx.checker.check_model(int8)
+    problems = int16_overflows(int8)
+    if problems:
+        raise TrainingError(f"the INT8 model would compute differently on AVX2 CPUs ({problems[0]}); not written")
     onnx.save(int8, str(int8_path))
+
+
+INT16_MAX = 32767
+
+
+def int16_overflows(model: onnx.ModelProto) -> list[str]:
+    """Convolutions of an INT8 graph in which two adjacent activation x weight products could
+    add up beyond int16, one line each. AVX2's U8S8 kernel (vpmaddubsw) adds the products in
+    pairs with int16 saturation, VNNI accumulates in int32: such a model computes another picture
+    on AVX2 than on newer CPUs. Checked from the weights alone, so any machine catches it."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    producer = {out: n for n in model.graph.node for out in n.output}
+
+    def quantized(name: str) -> tuple[str, str] | None:
+        """(quantised tensor, zero point) behind a DequantizeLinear output."""
+        node = producer.get(name)
+        return (node.input[0], node.input[2]) if node is not None and node.op_type == "DequantizeLinear" else None
+
+    problems = []
+    for node in model.graph.node:
+        if node.op_type == "QLinearConv":
+            weights, activation_zero_point = node.input[3], node.input[2]
+        elif node.op_type == "Conv" and quantized(node.input[1]) and quantized(node.input[0]):
+            weights, activation_zero_point = quantized(node.input[1])[0], quantized(node.input[0])[1]
+        else:
+            continue
+        if weights not in inits or activation_zero_point not in inits:
+            continue
+        w = numpy_helper.to_array(inits[weights])
+        if w.dtype != np.int8:
+            continue  # uint8 weights take the exact U8U8 kernel
+        activation_max = 255 if numpy_helper.to_array(inits[activation_zero_point]).dtype == np.uint8 else 128
+        top2 = np.sort(np.abs(w.reshape(w.shape[0], -1).astype(np.int32)), axis=1)[:, -2:].sum(axis=1)
+        worst = int(top2.max()) * activation_max
+        if worst > INT16_MAX:
+            problems.append(f"{node.name or weights}: {activation_max} x {int(top2.max())} = {worst} > {INT16_MAX}")
+    return problems
 
 
 def _packed_uint8_ends(graph: onnx.GraphProto, unshuffled: str) -> int:

@@ -12,7 +12,9 @@ targets alone (the ablation).
 
 Runs single-process or under `torchrun` (DDP: gloo on CPU, NCCL on GPU; bf16 autocast on GPU).
 A checkpoint (`last.pt`) is written every few minutes, on Ctrl-C or SIGTERM and at the end; running the same
-command again resumes from it. Metrics go to `metrics.jsonl` and `curves.png` in the run folder.
+command again resumes from it. It is small enough to commit, so that a long run outlives the machine
+it started on: the weights and their EMA in fp16, no optimiser state (a resumed run starts a fresh
+AdamW with a short warm-up). Metrics go to `metrics.jsonl` and `curves.png` in the run folder.
 """
 
 from __future__ import annotations
@@ -67,17 +69,19 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     teacher: str = ""  # teacher checkpoint → distillation; empty → ground truth only
+    init: str = ""  # checkpoint whose weights a new run starts from (ignored when resuming)
     w_gt: float = 1.0
     w_kd: float = 1.0
     w_feat: float = 0.1
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to 1 % of the peak."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
+def lr_at(cfg: TrainConfig, step: int, start: int = 0) -> float:
+    """Cosine decay to 1 % of the peak over the whole run, under a linear warm-up of `cfg.warmup`
+    steps from `start`, the step this process began at: a resumed run has a fresh AdamW, whose
+    first updates are as large as the learning rate whatever the gradients, so it warms up again."""
+    t = max(0, step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    cosine = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return cfg.lr * cosine * min(1.0, (step - start + 1) / cfg.warmup)
 
 
 def ema_decay(cfg: TrainConfig, step: int) -> float:
@@ -90,8 +94,9 @@ def ema_decay(cfg: TrainConfig, step: int) -> float:
 
 
 def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
+    # weights_only: a checkpoint is data; unpickling arbitrary objects would run a stranger's code.
     try:
-        return torch.load(path, map_location=map_location, weights_only=False)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise TrainingError(f"checkpoint {path} does not exist") from None
     except Exception as e:
@@ -180,6 +185,10 @@ def plot_curves(metrics_path: Path, png_path: Path) -> None:
         b.axhline(val_rows[0]["input_psnr"], color="gray", ls="--", label="degraded input")
         b.legend()
     b.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
+    steps, hours = [r["step"] for r in val_rows], [r["time"] / 3600 for r in val_rows]
+    if len(steps) > 1:  # a run resumed across sessions: how long it took, not just how many steps
+        top = b.secondary_xaxis("top", functions=(lambda s: np.interp(s, steps, hours), lambda h: np.interp(h, hours, steps)))
+        top.set_xlabel("hours of training")
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
     plt.close(fig)
@@ -222,40 +231,51 @@ def train(cfg: TrainConfig) -> Path:
         t_out, t_feat = teacher_targets(teacher, pool, Path(cfg.cache) / f"teacher-{key}.pt")
         del teacher
     trainee = Trainee(model, adapter)
-    opt = torch.optim.AdamW(trainee.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema else None
 
-    # ---- resume ----------------------------------------------------------------------------
+    # ---- resume, or start from --init ------------------------------------------------------
     step, elapsed, best = 0, 0.0, -math.inf
     last = out / "last.pt"
-    if last.exists():
-        ckpt = load_checkpoint(last, device)
-        if ckpt["arch"] != describe(model):
-            raise TrainingError(f"{last} holds a {ckpt['arch']} but this run trains a {describe(model)}; pass a new --out or the matching --model options")
-        trainee.load_state_dict(ckpt["trainee"])
-        opt.load_state_dict(ckpt["opt"])
-        if ema is not None and ckpt.get("ema"):
-            ema.load_state_dict(ckpt["ema"])
+    source = last if last.exists() else Path(cfg.init) if cfg.init else None
+    ckpt = load_checkpoint(source, device) if source else {}
+    if source and ckpt["arch"] != describe(model):
+        fix = "pass a new --out or the matching --model options" if source == last else "pass --init of the same architecture"
+        raise TrainingError(f"{source} holds a {ckpt['arch']} but this run trains a {describe(model)}; {fix}")
+    if source:
+        model.load_state_dict(ckpt["model"])
+        if adapter is not None and ckpt.get("adapter"):
+            adapter.load_state_dict(ckpt["adapter"])
+    ema = copy.deepcopy(model).eval().requires_grad_(False) if cfg.ema else None
+    if ema is not None and ckpt.get("ema"):
+        ema.load_state_dict(ckpt["ema"])
+    if source == last:
         step, elapsed, best = ckpt["step"], ckpt["elapsed"], ckpt["best"]
         if main:
             log.info("resumed %s at step %d", last, step)
+    elif source and main:
+        log.info("starting from the weights of %s", source)
+    start = step
+    opt = torch.optim.AdamW(trainee.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     net = nn.parallel.DistributedDataParallel(trainee) if ddp else trainee
 
     def save(path: Path) -> None:
-        # Never overwrite a good checkpoint with diverged weights.
-        if not main or not all(torch.isfinite(p).all() for p in trainee.parameters()):
+        def half(m: nn.Module | None) -> dict | None:
+            return {k: v.half() if v.is_floating_point() else v for k, v in m.state_dict().items()} if m is not None else None
+
+        if not main:
             return
         state = {
             "arch": describe(model),
             "config": asdict(cfg),
-            "trainee": trainee.state_dict(),
-            "model": model.state_dict(),
-            "ema": ema.state_dict() if ema is not None else None,
-            "opt": opt.state_dict(),
+            "model": half(model),
+            "adapter": half(adapter),
+            "ema": half(ema),
             "step": step,
             "elapsed": elapsed,
             "best": best,
         }
+        # Never overwrite a good checkpoint with diverged weights (or ones beyond fp16's range).
+        if not all(torch.isfinite(v).all() for k in ("model", "adapter", "ema") for v in (state[k] or {}).values()):
+            return
         write_atomically(path, lambda tmp: torch.save(state, tmp))
 
     # ---- loop ------------------------------------------------------------------------------
@@ -272,7 +292,7 @@ def train(cfg: TrainConfig) -> Path:
             x = to_tensor_batch(pool.degraded[idx]).to(device)
             y = to_tensor_batch(pool.clean[idx]).to(device)
             for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, step)
+                group["lr"] = lr_at(cfg, step, start)
             with autocast:
                 pred, feat = net(x)
                 terms = {"gt": F.l1_loss(pred, y)}
@@ -295,7 +315,7 @@ def train(cfg: TrainConfig) -> Path:
             elapsed = time.time() - t0
             bar.update(1)
             if main and step % 10 == 0:
-                row = {"step": step, "time": round(elapsed, 1), "lr": lr_at(cfg, step), "loss": loss.item()}
+                row = {"step": step, "time": round(elapsed, 1), "lr": lr_at(cfg, step, start), "loss": loss.item()}
                 row.update({f"loss_{k}": v.item() for k, v in terms.items()})
                 metrics.write(json.dumps(row) + "\n")
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)

@@ -143,3 +143,9 @@ class FakeSysfs:
 @pytest.fixture
 def fake_sysfs(tmp_path: Path) -> FakeSysfs:
     return FakeSysfs(tmp_path / "root")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tier calibration cache of the tests' own, not the user's (~/.cache/sharpcam)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))

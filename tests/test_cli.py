@@ -118,6 +118,7 @@ def test_bench_json_parses(identity_model: Path) -> None:
     assert report["results"][0]["frames"] == 5
     assert set(report["results"][0]["stages"]["e2e"]) == {"p50", "p95", "p99"}
     assert report["ratios_e2e_p50"]["64x48"]["model/cas"] > 0
+    assert report["machine"]["cpu"]["isa"] and report["machine"]["cpu"]["model"]
 
 
 def test_bench_table_and_out_file(identity_model: Path, clip: Path, tmp_path: Path) -> None:
@@ -126,6 +127,7 @@ def test_bench_table_and_out_file(identity_model: Path, clip: Path, tmp_path: Pa
                   "--source", clip, "--out", out)
     assert result.exit_code == 0, result.output
     assert "| 32x24 | cas |" in result.stdout
+    assert result.stdout.startswith("CPU: ")  # a speed table names its machine first
     assert out.read_text().strip() == result.stdout.strip()
 
 
@@ -187,3 +189,26 @@ def test_signal_stops_a_running_start_cleanly(sig: int, clip: Path,
     stopped_after = time.monotonic() - sent
     assert stopped_after < 3.0  # 1 s target; slack for this loaded 2-core machine
     assert "Traceback" not in proc.stderr.read()
+
+
+def test_start_without_a_model_runs_the_tier_chosen_for_this_cpu(clip: Path) -> None:
+    proc = run_vcam("start", "--source", clip, "--sink", "null", "--frames", 5)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    chosen = next(line for line in err.splitlines() if "model tier " in line)
+    assert any(f"model tier {tier}: " in chosen for tier in ("fast", "default", "hq"))
+    assert "fps" in chosen and "budget" in chosen  # says why
+    assert "stopped after 5 frames" in err
+
+
+def test_start_with_a_tier_and_a_model_is_one_line(clip: Path, identity_model: Path) -> None:
+    assert_one_line_error(vcam("start", "--model", identity_model, "--tier", "fast", "--source", clip),
+                          "--model and --tier both choose the model")
+    assert_one_line_error(vcam("start", "--tier", "huge", "--source", clip), "unknown tier 'huge'")
+
+
+def test_doctor_reports_the_tier_it_would_run(clip: Path) -> None:
+    checks = run_checks(None, str(clip))
+    tier = next(c for c in checks if c.name.startswith("model tier"))
+    assert tier.ok and tier.detail.split()[0] in ("fast", "default", "hq")
+    assert next(c for c in checks if c.name.startswith("model loads")).ok

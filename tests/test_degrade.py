@@ -62,3 +62,13 @@ def test_each_stage_degrades(clean):
 def test_example_grid_layout(clean):
     grid = D.example_grid([clean, clean], variants=3, size=64)
     assert grid.shape == (2 * 68, 4 * 68, 3)
+
+
+def test_unseen_family_is_fixed_per_index_and_not_the_training_chain(clean):
+    from distill.unseen import unseen_degrade
+
+    a, b = unseen_degrade(clean, 2), unseen_degrade(clean, 2)
+    assert np.array_equal(a, b) and a.dtype == np.uint8 and a.shape == clean.shape
+    assert not np.array_equal(a, unseen_degrade(clean, 3))
+    assert not np.array_equal(a, D.benchmark_degrade(clean, 2))
+    assert all(psnr(unseen_degrade(clean, i), clean) < 40 for i in range(4))  # it always degrades

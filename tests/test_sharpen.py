@@ -10,9 +10,11 @@ import pytest
 
 import onnx_models
 import vcam.sharpen
+import vcam.tiers
 from vcam.errors import ModelError, VcamError
 from vcam.frames import to_bgr, to_i420
-from vcam.sharpen import Sharpener, default_model_path
+from vcam.sharpen import Sharpener
+from vcam.tiers import tier_path
 
 
 def textured(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -337,21 +339,21 @@ def test_metadata_is_read_and_missing_size_multiple_means_any_size(tmp_path: Pat
     assert sharpener(textured(47, 63)).shape == (47, 63, 3)
 
 
-def test_default_model_path_points_to_shipped_weights_or_says_use_model(
+def test_tier_paths_point_to_shipped_weights_or_say_use_model(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     package_dirs = {"vcam.weights": tmp_path}
-    monkeypatch.setattr(vcam.sharpen.importlib.resources, "files", package_dirs.__getitem__)
-    with pytest.raises(ModelError, match="no default model is installed.*pass --model PATH"):
-        default_model_path()
+    monkeypatch.setattr(vcam.tiers.importlib.resources, "files", package_dirs.__getitem__)
+    with pytest.raises(ModelError, match="the default tier is not installed.*pass --model PATH"):
+        tier_path("default")
     onnx_models.make_identity_model(tmp_path / "student.onnx")
-    assert default_model_path() == tmp_path / "student.onnx"
+    assert tier_path("default") == tmp_path / "student.onnx"
 
 
-def test_default_model_from_an_uninstalled_source_tree_says_install_or_use_model(
+def test_models_from_an_uninstalled_source_tree_say_install_or_use_model(
         monkeypatch: pytest.MonkeyPatch) -> None:
     def not_installed(package: str):
         raise ModuleNotFoundError(f"No module named {package!r}")
 
-    monkeypatch.setattr(vcam.sharpen.importlib.resources, "files", not_installed)
-    with pytest.raises(ModelError, match="no default model is installed.*pip install.*--model PATH"):
-        default_model_path()
+    monkeypatch.setattr(vcam.tiers.importlib.resources, "files", not_installed)
+    with pytest.raises(ModelError, match="no models are installed.*pip install.*--model PATH"):
+        tier_path("default")

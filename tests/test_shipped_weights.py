@@ -6,10 +6,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx
 import pytest
 
+from distill.export import int16_overflows
 from distill.metrics import psnr
-from vcam.sharpen import Sharpener, default_model_path
+from vcam.sharpen import Sharpener
+from vcam.tiers import tier_path
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
 
@@ -33,7 +36,7 @@ def webcam(img: np.ndarray) -> np.ndarray:
 
 
 def test_default_model_is_the_shipped_int8_student() -> None:
-    path = default_model_path()
+    path = tier_path("default")
     assert path.resolve() == (WEIGHTS / "student.onnx").resolve()
     sharpener = Sharpener(path)
     assert sharpener.metadata["vcam.name"] == "sharpcam-student"
@@ -47,6 +50,13 @@ def test_int8_luma8_student_is_the_fp32_rgb_student_to_int8_precision() -> None:
     fast = Sharpener(WEIGHTS / "student.onnx")(degraded)
     assert Sharpener(WEIGHTS / "student-fp32.onnx").metadata.get("vcam.io", "rgb") == "rgb"
     assert psnr(fast, Sharpener(WEIGHTS / "student-fp32.onnx")(degraded)) > 40
+
+
+@pytest.mark.parametrize("name", ["student.onnx", "student-hq.onnx"])
+def test_shipped_int8_models_compute_the_same_on_every_x86_cpu(name: str) -> None:
+    """No pair of uint8 x int8 products can saturate AVX2's int16 sums (VNNI has none to
+    saturate): read from the graph, so this fails on any machine if a model could differ."""
+    assert int16_overflows(onnx.load(str(WEIGHTS / name))) == []
 
 
 @pytest.mark.parametrize("name", ["student.onnx", "student-fp32.onnx", "student-hq.onnx", "teacher.onnx"])

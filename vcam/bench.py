@@ -27,6 +27,7 @@ import onnxruntime as ort
 
 from vcam.baselines import cas, unsharp_mask
 from vcam.camera import CameraSource
+from vcam.cpu import cpu_info
 from vcam.errors import VcamError
 from vcam.frames import on_luma
 from vcam.pipeline import STAGES, Pipeline
@@ -222,7 +223,7 @@ def run_bench(model: str | Path, sizes: list[tuple[str, int, int]], frames: int 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other jobs skew timings
     return {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {"platform": platform.platform(), "processor": platform.machine(),
+        "machine": {"cpu": cpu_info().as_dict(), "platform": platform.platform(),
                     "cpus": os.cpu_count(), "load_average_1m_at_end": load,
                     "onnxruntime": ort.__version__, "opencv": cv2.__version__},
         "model": {"path": str(model), "providers": sharpener.providers,
@@ -237,7 +238,10 @@ def format_report(report: dict) -> str:
     """A Markdown table a human reads in a terminal and `benchmarks/` keeps."""
     model, machine = report["model"], report["machine"]
     load = machine["load_average_1m_at_end"]
+    cpu = machine["cpu"]
     lines = [
+        f"CPU: {cpu['name']}.",
+        "",
         f"vcam bench, {report['date']}: model {model.get('vcam.name', Path(model['path']).name)} "
         f"({model['path']}, {', '.join(model['providers'])}); source {report['source']}, "
         f"{report['frames']} frames per row after {report['warmup_frames']} warm-up, "

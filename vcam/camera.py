@@ -33,6 +33,7 @@ from vcam.errors import SourceError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+DEFAULT_WIDTH, DEFAULT_HEIGHT, DEFAULT_FPS = 1280, 720, 30.0  # what `vcam start` asks of a camera
 FIRST_FRAME_TIMEOUT_S = 2.0
 """How long a source may stay silent (at start or later) before it counts as dead."""
 

@@ -19,6 +19,7 @@ from typing import Any, Iterator, Optional
 import typer
 from typer.core import TyperGroup
 
+from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH
 from vcam.errors import VcamError
 from vcam.temporal import DEFAULT_STRENGTH
 
@@ -96,14 +97,15 @@ def _logging(level: str) -> Iterator[None]:
 
 @app.command()
 def start(
-    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the installed one]."),
+    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the shipped tier that fits this CPU]."),
+    tier: Optional[str] = typer.Option(None, help="fast, default or hq: a shipped model [default: chosen by a calibration on this CPU]."),
     source: str = typer.Option("0", help="Webcam index (0), device (/dev/video2) or video file."),
     sink: str = typer.Option("virtualcam", help="virtualcam, window, null or FILE.mp4/.avi."),
     device: Optional[str] = typer.Option(None, help="v4l2loopback device [default: the one "
                                                     "labelled SharpCam]."),
-    width: int = typer.Option(1280, help="Requested frame width."),
-    height: int = typer.Option(720, help="Requested frame height."),
-    fps: float = typer.Option(30.0, help="Requested camera frame rate."),
+    width: int = typer.Option(DEFAULT_WIDTH, help="Requested frame width."),
+    height: int = typer.Option(DEFAULT_HEIGHT, help="Requested frame height."),
+    fps: float = typer.Option(DEFAULT_FPS, help="Requested camera frame rate."),
     strength: float = typer.Option(1.0, help="0..1 blend of camera (0) and model output (1)."),
     ema: float = typer.Option(DEFAULT_STRENGTH, help="Temporal smoothing 0..1, 0 disables."),
     provider: str = typer.Option("auto", help="auto, cpu, cuda or tensorrt."),
@@ -119,7 +121,7 @@ def start(
     try:
         with _logging(log_level), open_pipeline(
                 source, model, sink, device=device, width=width, height=height, fps=fps,
-                strength=strength, ema=ema, provider=_provider(provider)) as pipeline:
+                strength=strength, ema=ema, provider=_provider(provider), tier=tier) as pipeline:
             count = pipeline.run(stop, frames)
             log.info("stopped after %d frames", count)
     finally:
@@ -129,7 +131,8 @@ def start(
 
 @app.command()
 def bench(
-    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the installed one]."),
+    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the default tier]."),
+    tier: Optional[str] = typer.Option(None, help="fast, default or hq: a shipped model instead of --model."),
     sizes: str = typer.Option("480p,720p,1080p", help="Comma list of 480p/720p/1080p/WxH."),
     frames: int = typer.Option(100, help="Measured frames per size and method."),
     source: str = typer.Option("synthetic", help="'synthetic' or a video file."),
@@ -141,9 +144,11 @@ def bench(
 ) -> None:
     """Latency per stage, throughput and CPU of the real pipeline vs unsharp mask and CAS."""
     from vcam.bench import format_report, parse_sizes, run_bench, write_report
-    from vcam.sharpen import default_model_path
+    from vcam.tiers import tier_path
 
-    report = run_bench(model if model is not None else default_model_path(), parse_sizes(sizes),
+    if model is not None and tier is not None:
+        raise VcamError("--model and --tier both choose the model — pass one of them")
+    report = run_bench(model if model is not None else tier_path(tier or "default"), parse_sizes(sizes),
                        frames, source, fps, _provider(provider), ema)
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
     if out is not None:

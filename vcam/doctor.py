@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pyvirtualcam
 
-from vcam.camera import open_source
+from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, open_source
 from vcam.errors import VcamError
-from vcam.sharpen import Sharpener, default_model_path
+from vcam import tiers
+from vcam.sharpen import Sharpener
 from vcam.virtualcam import LABEL, MODPROBE, PERMANENT, exclusive_caps, find_device
 
 
@@ -36,7 +37,7 @@ def run_checks(model: str | Path | None = None, source: str = "0",
     checks = [Check("OS", True, f"{platform.system()} {platform.release()}, Python "
                                 f"{sys.version.split()[0]}")]
     checks += _linux_checks(root) if platform.system() == "Linux" else [_obs_check()]
-    checks += [_model_check(model), _source_check(source)]
+    checks += _model_checks(model) + [_source_check(source)]
     return checks
 
 
@@ -72,17 +73,24 @@ def _obs_check() -> Check:
                                               "OBS Studio and start its virtual camera once")
 
 
-def _model_check(model: str | Path | None) -> Check:
+def _model_checks(model: str | Path | None) -> list[Check]:
+    """With no --model, also the tier `vcam start` would pick at its default size and rate."""
+    checks = []
     try:
-        sharpener = Sharpener(model if model is not None else default_model_path())
+        if model is None:
+            choice = tiers.choose(DEFAULT_WIDTH, DEFAULT_HEIGHT, DEFAULT_FPS)
+            checks.append(Check(f"model tier for {DEFAULT_WIDTH}x{DEFAULT_HEIGHT} at {DEFAULT_FPS:g} fps",
+                                True, f"{choice.tier} ({choice.path.name}): {choice.reason}"))
+            model = choice.path
+        sharpener = Sharpener(model)
     except VcamError as exc:
-        return Check("model loads and follows the contract", False, str(exc))
+        return checks + [Check("model loads and follows the contract", False, str(exc))]
     meta = sharpener.metadata
-    return Check("model loads and follows the contract", True,
+    return checks + [Check("model loads and follows the contract", True,
                  f"{sharpener.path.name}: {meta.get('vcam.name', '?')} "
                  f"v{meta.get('vcam.version', '?')}, {meta.get('vcam.io', 'rgb')} form, "
                  f"size multiple {sharpener.size_multiple}, "
-                 f"providers {', '.join(sharpener.providers)}")
+                 f"providers {', '.join(sharpener.providers)}")]
 
 
 def _source_check(source: str) -> Check:

@@ -37,10 +37,11 @@ from typing import Callable, Protocol
 import cv2
 import numpy as np
 
-from vcam.camera import CameraSource, open_source
+from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, CameraSource, open_source
 from vcam.errors import VcamError
 from vcam.frames import to_i420
-from vcam.sharpen import Sharpener, default_model_path, on_cpus
+from vcam import tiers
+from vcam.sharpen import Sharpener, on_cpus
 from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter
 from vcam.virtualcam import Sink, open_sink
 
@@ -84,13 +85,18 @@ class StageTimes:
                 for s, stage in enumerate(STAGES)}
 
 
+# Called after every published frame with (time, frames dropped so far); returns a sharpener to
+# continue with instead (a lighter model tier) or None.
+Replace = Callable[[float, int], "Sharpen | None"]
+
+
 class Pipeline:
     """Runs frames from `source` through `sharpener` and `temporal` into `sink`."""
 
     def __init__(self, source: CameraSource, sharpener: Sharpen,
                  temporal: Callable[[np.ndarray, np.ndarray], np.ndarray], sink: Sink, *,
                  history: int = 512, status_interval: float | None = 5.0,
-                 opencv_threads: int | None = 1) -> None:
+                 opencv_threads: int | None = 1, replace: Replace | None = None) -> None:
         self.source = source
         self.sharpener = sharpener
         self.temporal = temporal
@@ -99,6 +105,7 @@ class Pipeline:
         self.frames_out = 0
         self._status_interval = status_interval
         self._opencv_threads = opencv_threads
+        self._replace = replace
         self._shape: tuple[int, ...] | None = None
         self._frame: np.ndarray | None = None  # the I420 conversion's buffer
 
@@ -110,15 +117,23 @@ class Pipeline:
         status = _Status(self, self._status_interval)
         threads = cv2.getNumThreads()
         cv2.setNumThreads(self._opencv_threads or threads)  # see the module docstring
+        def running() -> bool:
+            return not stop.is_set() and (max_frames is None or published < max_frames)
+
         try:
-            with on_cpus(self.sharpener.caller_cpus):  # off the model's worker CPUs
-                while not stop.is_set() and (max_frames is None or published < max_frames):
-                    t_read = time.perf_counter()
-                    item = self.source.read(READ_TIMEOUT_S)
-                    if item is None:
-                        continue
-                    status.maybe_log(self._process(*item, t_read))
-                    published += 1
+            while running():
+                sharpener = self.sharpener
+                with on_cpus(sharpener.caller_cpus):  # off the model's worker CPUs
+                    while running() and self.sharpener is sharpener:
+                        t_read = time.perf_counter()
+                        item = self.source.read(READ_TIMEOUT_S)
+                        if item is None:
+                            continue
+                        t_out = self._process(*item, t_read)
+                        status.maybe_log(t_out)
+                        published += 1
+                        if self._replace is not None:
+                            self.sharpener = self._replace(t_out, self.source.frames_dropped) or sharpener
         finally:
             cv2.setNumThreads(threads)
         return published
@@ -191,25 +206,52 @@ class _Status:
 
 
 def open_pipeline(source: str = "0", model: str | Path | None = None, sink: str = "virtualcam",
-                  *, device: str | None = None, width: int | None = 1280,
-                  height: int | None = 720, fps: float = 30.0, strength: float = 1.0,
+                  *, device: str | None = None, width: int | None = DEFAULT_WIDTH,
+                  height: int | None = DEFAULT_HEIGHT, fps: float = DEFAULT_FPS, strength: float = 1.0,
                   ema: float = DEFAULT_STRENGTH, provider: str | None = None,
-                  status_interval: float | None = 5.0, **sink_options: object) -> Pipeline:
-    """Open every stage from user-level options; the model is loaded first so a bad model is
-    reported before the camera turns on."""
+                  tier: str | None = None, status_interval: float | None = 5.0,
+                  **sink_options: object) -> Pipeline:
+    """Open every stage from user-level options. A --model is loaded first, so that a bad one is
+    reported before the camera turns on; without one, the tier is chosen for the camera's
+    actual frame size (vcam/tiers.py) and, unless --tier fixed it, steps down when frames drop."""
     if width is not None and width < 2 or height is not None and height < 2:
         raise VcamError(f"--width and --height must be at least 2 (got {width}x{height})")
     if fps <= 0:
         raise VcamError(f"--fps must be positive (got {fps})")
-    sharpener = Sharpener(model if model is not None else default_model_path(), provider,
-                          strength)
+    if model is not None and tier is not None:
+        raise VcamError("--model and --tier both choose the model — pass one of them")
+    if tier is not None:
+        tiers.tier_path(tier)  # an unknown tier is an error before the camera turns on
+    sharpener = Sharpener(model, provider, strength) if model is not None else None
     temporal = TemporalFilter(ema)
     camera = open_source(source, width, height, fps)
     try:
+        replace = None
+        if sharpener is None:
+            choice = tiers.choose(*camera.size, camera.fps, tier, provider)
+            log.info("model tier %s: %s", choice.tier, choice.reason)
+            sharpener = Sharpener(choice.path, provider, strength)
+            if tier is None:
+                replace = _step_down(choice.tier, provider, strength)
         out = open_sink(sink, *camera.size, camera.fps, device, **sink_options)
     except BaseException:
         camera.close()
         raise
     log.info("%s -> %s (%s) -> %s", camera.name, sharpener.path.name,
              ",".join(sharpener.providers), sink)
-    return Pipeline(camera, sharpener, temporal, out, status_interval=status_interval)
+    return Pipeline(camera, sharpener, temporal, out, status_interval=status_interval,
+                    replace=replace)
+
+
+def _step_down(tier: str, provider: str | None, strength: float) -> Replace:
+    watch = tiers.StepDown(tier)
+
+    def replace(now: float, dropped: int) -> Sharpener | None:
+        target = watch.update(now, dropped)
+        if target is None:
+            return None
+        log.warning("frames dropped for %d s in a row: stepping down to the %s tier",
+                    tiers.STEP_DOWN_SECONDS, target)
+        return Sharpener(tiers.tier_path(target), provider, strength)
+
+    return replace

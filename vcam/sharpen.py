@@ -61,7 +61,6 @@ BGR. The rgb form converts I420 to BGR and back around the model.
 from __future__ import annotations
 
 import contextlib
-import importlib.resources
 import os
 import time
 from abc import ABC, abstractmethod
@@ -88,20 +87,6 @@ _SENTINEL = 2.0 ** 60  # a power of two: 255 * 2**60 / 2**60 is exactly 255 in d
 # COLOR_BGR2GRAY on the same frame
 _Y_TO_LUMA = np.clip(np.rint((np.arange(256) - frames.Y_BLACK) * 255 / frames.Y_RANGE),
                      0, 255).astype(np.uint8)
-
-
-def default_model_path() -> Path:
-    """The model shipped in the wheel (`weights/student.onnx`), used when --model is not given."""
-    try:
-        path = Path(str(importlib.resources.files("vcam.weights") / "student.onnx"))
-    except ModuleNotFoundError:  # vcam imported from a source tree that was never installed
-        raise ModelError("no default model is installed (this vcam runs from a source tree; "
-                         "`pip install .` installs it); pass --model PATH to an ONNX "
-                         "model") from None
-    if not path.is_file():
-        raise ModelError(f"no default model is installed ({path} is missing); "
-                         "pass --model PATH to an ONNX model")
-    return path
 
 
 @contextlib.contextmanager

@@ -1,0 +1,92 @@
+"""Model tiers: each name is a shipped file, the automatic choice is the largest that fits the
+frame budget as measured on this machine (cached), and a run steps down when frames drop."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vcam.camera import CameraSource
+from vcam.errors import VcamError
+from vcam.pipeline import Pipeline
+from vcam.sharpen import Sharpener
+from vcam.temporal import TemporalFilter
+from vcam.tiers import TIERS, StepDown, choose, cost, tier_path
+from vcam.virtualcam import NullSink
+
+
+def test_every_tier_is_a_shipped_int8_model_lighter_to_heavier() -> None:
+    params = [int(Sharpener(tier_path(t)).metadata["vcam.params"]) for t in TIERS]
+    assert params == sorted(params) and len(set(params)) == len(TIERS)
+    for tier in TIERS:
+        assert Sharpener(tier_path(tier)).metadata["vcam.io"] == "luma8"
+
+
+def test_a_named_tier_is_taken_as_it_is(tmp_path: Path) -> None:
+    choice = choose(64, 48, 30, tier="fast", cache=tmp_path / "c.json")
+    assert choice.tier == "fast" and choice.path == tier_path("fast") and "--tier" in choice.reason
+    assert not (tmp_path / "c.json").exists()  # nothing to calibrate
+
+
+def test_an_unknown_tier_names_the_known_ones() -> None:
+    with pytest.raises(VcamError, match="unknown tier 'huge' — use one of fast, default, hq"):
+        tier_path("huge")
+
+
+def test_the_choice_is_the_largest_tier_that_fits_and_is_measured_once(tmp_path: Path) -> None:
+    cache = tmp_path / "calibration.json"
+    assert choose(64, 48, 30, cache=cache).tier == "hq"  # every tier keeps up with a thumbnail
+    assert len(json.loads(cache.read_text())) == 1  # the first that fitted ends the search
+    hopeless = choose(64, 48, 1e6, cache=cache)  # a microsecond per frame: nothing fits
+    assert hopeless.tier == "fast" and "does not fit" in hopeless.reason
+    known = json.loads(cache.read_text())
+    assert len(known) == len(TIERS) and all(v["wall_ms"] > 0 and v["cpu_ms"] > 0 for v in known.values())
+    choose(64, 48, 1e6, cache=cache)
+    assert json.loads(cache.read_text()) == known  # cached: not measured again
+
+
+def test_costs_are_kept_per_model_and_frame_size(tmp_path: Path, sharpen_model: Path) -> None:
+    cache = tmp_path / "calibration.json"
+    small = cost(sharpen_model, 64, 48, cache=cache)
+    large = cost(sharpen_model, 320, 240, cache=cache)
+    assert len(json.loads(cache.read_text())) == 2
+    assert large.wall_ms > small.wall_ms  # 25x the pixels
+
+
+def test_step_down_after_whole_seconds_of_drops() -> None:
+    watch = StepDown("hq", seconds=3)
+    assert watch.update(0.0, 0) is None
+    assert [watch.update(t, 2 * t) for t in (1.0, 2.0, 3.0)] == [None, None, "default"]
+    assert watch.update(4.0, 6) is None  # a quiet second starts the count again
+    assert [watch.update(t, 10 * t) for t in (5.0, 6.0, 7.0)] == [None, None, "fast"]
+    assert all(watch.update(t, 100 * t) is None for t in np.arange(8.0, 20.0))  # nothing lighter
+
+
+class TexturedWebcam:
+    def read(self) -> tuple[bool, np.ndarray]:
+        return True, np.random.default_rng(0).integers(0, 256, (48, 64, 3), np.uint8)
+
+    def set(self, prop: int, value: float) -> bool:
+        return False
+
+    def release(self) -> None:
+        pass
+
+
+def test_pipeline_continues_with_the_replacement_sharpener(sharpen_model: Path, identity_model: Path) -> None:
+    first, second = Sharpener(sharpen_model), Sharpener(identity_model)
+    assert second.timings["infer"] == 0
+    calls: list[int] = []
+
+    def replace(now: float, dropped: int) -> Sharpener | None:
+        calls.append(dropped)
+        return second if len(calls) == 3 else None
+
+    source = CameraSource(TexturedWebcam(), "webcam", fps=200, paced=True)
+    with Pipeline(source, first, TemporalFilter(0.0), NullSink(), status_interval=None, replace=replace) as pipeline:
+        assert pipeline.run(max_frames=6) == 6
+        assert pipeline.sharpener is second and len(calls) == 6
+    assert second.timings["infer"] > 0  # it ran the frames after the swap
