@@ -56,7 +56,7 @@ def main() -> None:
         digests[f"{path.name} {hashlib.sha1(path.read_bytes()).hexdigest()[:12]}"] = h.hexdigest()[:16]
     cpu = cpu_info()
     record = json.loads(OUT.read_text()) if OUT.exists() else {}
-    record[cpu.isa] = {"cpu": cpu.model, "date": time.strftime("%Y-%m-%d"), "frames": len(inputs),
+    record[cpu.isa] = {"cpu": cpu.describe(), "date": time.strftime("%Y-%m-%d"), "frames": len(inputs),
                        "clip": args.clip, "outputs": digests}
     OUT.write_text(json.dumps(record, indent=2) + "\n")
     for isa, r in record.items():
@@ -65,7 +65,7 @@ def main() -> None:
             verdict = "other frames or model files"
         else:
             verdict = "same" if same == digests else "DIFFERENT"
-        print(f"{isa:14} {r['cpu']:30} {r['date']}: {verdict}")
+        print(f"{isa:14} {r['cpu']}, {r['date']}: {verdict}")
 
 
 if __name__ == "__main__":

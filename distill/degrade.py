@@ -95,12 +95,16 @@ def _motion(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return _blur(img, _trajectory_kernel(int(rng.integers(5, 14)), rng))
 
 
-def _rescale(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def down_up(img: np.ndarray, factor: float, up: int) -> np.ndarray:
+    """A small sensor read out and scaled back: area down by `factor`, then `up` interpolation."""
     h, w = img.shape[:2]
-    f = rng.uniform(0.45, 0.9)
-    small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    up = cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC
+    small = cv2.resize(img, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (w, h), interpolation=up)
+
+
+def _rescale(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    f = rng.uniform(0.45, 0.9)
+    return down_up(img, f, cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC)
 
 
 def _noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from distill.degrade import down_up
+
 UNSEEN_SEED = 20261201
 
 
@@ -41,11 +43,8 @@ def _in_camera_sharpening(img: np.ndarray, rng: np.random.Generator) -> np.ndarr
 
 
 def _small_sensor(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    h, w = img.shape[:2]
     f = rng.uniform(0.35, 0.6)
-    small = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
-    up = cv2.INTER_LANCZOS4 if rng.random() < 0.7 else cv2.INTER_NEAREST
-    return cv2.resize(small, (w, h), interpolation=up)
+    return down_up(img, f, cv2.INTER_LANCZOS4 if rng.random() < 0.7 else cv2.INTER_NEAREST)
 
 
 def _ycrcb_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
