@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch: an unpinned `torch` would pull several GB of CUDA packages.
 TORCH ?= torch==2.13.0
 
-.PHONY: start test e2e bench quality
+.PHONY: start test lint e2e bench quality
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -25,6 +25,12 @@ start: $(VENV)/.runtime
 
 test: $(VENV)/.dev
 	$(PY) -m pytest
+
+# The style the code keeps: ruff's lint and format, mypy on both packages (pyproject.toml).
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check vcam distill tests benchmarks
+	$(VENV)/bin/ruff format --check vcam distill tests benchmarks
+	$(VENV)/bin/mypy
 
 # Real v4l2loopback in a QEMU guest (Debian packages; needs root for apt-get).
 e2e: $(VENV)/.dev

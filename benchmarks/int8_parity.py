@@ -56,8 +56,13 @@ def main() -> None:
         digests[f"{path.name} {hashlib.sha1(path.read_bytes()).hexdigest()[:12]}"] = h.hexdigest()[:16]
     cpu = cpu_info()
     record = json.loads(OUT.read_text()) if OUT.exists() else {}
-    record[cpu.isa] = {"cpu": cpu.describe(), "date": time.strftime("%Y-%m-%d"), "frames": len(inputs),
-                       "clip": args.clip, "outputs": digests}
+    record[cpu.isa] = {
+        "cpu": cpu.describe(),
+        "date": time.strftime("%Y-%m-%d"),
+        "frames": len(inputs),
+        "clip": args.clip,
+        "outputs": digests,
+    }
     OUT.write_text(json.dumps(record, indent=2) + "\n")
     for isa, r in record.items():
         same = {k: v for k, v in r["outputs"].items() if k in digests}

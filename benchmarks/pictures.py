@@ -58,7 +58,9 @@ def video_strip(model: str, video: str, frames: list[int], size: int) -> np.ndar
         out = to_bgr(temporal(yuv, sharpen(yuv)))
         if i in frames:
             # A 2× nearest-neighbour zoom of the centre, so the difference is visible on a page.
-            zoom = lambda im: cv2.resize(centre_crop(im, size // 2), (size, size), interpolation=cv2.INTER_NEAREST)
+            def zoom(im: np.ndarray) -> np.ndarray:
+                return cv2.resize(centre_crop(im, size // 2), (size, size), interpolation=cv2.INTER_NEAREST)
+
             rows.append(np.hstack([label(zoom(frame), f"camera, frame {i}"), label(zoom(out), "SharpCam")]))
         i += 1
     return np.vstack(rows)
@@ -72,8 +74,16 @@ def main() -> None:
     ap.add_argument("--out-dir", default="benchmarks")
     args = ap.parse_args()
     out = Path(args.out_dir)
-    cv2.imwrite(str(out / "before_after.jpg"), before_after(args.model, args.val_dir, [2, 9, 13], 224), [cv2.IMWRITE_JPEG_QUALITY, 92])
-    cv2.imwrite(str(out / "vtest_strip.jpg"), video_strip(args.model, args.video, [100, 400], 320), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    cv2.imwrite(
+        str(out / "before_after.jpg"),
+        before_after(args.model, args.val_dir, [2, 9, 13], 224),
+        [cv2.IMWRITE_JPEG_QUALITY, 92],
+    )
+    cv2.imwrite(
+        str(out / "vtest_strip.jpg"),
+        video_strip(args.model, args.video, [100, 400], 320),
+        [cv2.IMWRITE_JPEG_QUALITY, 92],
+    )
     print(f"wrote {out / 'before_after.jpg'} and {out / 'vtest_strip.jpg'}")
 
 

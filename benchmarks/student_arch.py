@@ -37,8 +37,7 @@ CANDIDATES = "16x4,32x4,32x6,48x4,48x6,64x6"  # channels x blocks
 
 def defocused(clean: np.ndarray) -> np.ndarray:
     blurred = cv2.GaussianBlur(clean, (0, 0), 1.2, borderType=cv2.BORDER_REFLECT)
-    return cv2.imdecode(cv2.imencode(".jpg", blurred, [cv2.IMWRITE_JPEG_QUALITY, 70])[1],
-                        cv2.IMREAD_COLOR)
+    return cv2.imdecode(cv2.imencode(".jpg", blurred, [cv2.IMWRITE_JPEG_QUALITY, 70])[1], cv2.IMREAD_COLOR)
 
 
 def median_ms(fn, runs: int) -> float:
@@ -82,8 +81,17 @@ def main() -> None:
     for channels, blocks in (map(int, c.split("x")) for c in args.candidates.split(",")):
         name = f"c{channels}b{blocks}"
         work = Path(args.work) / name
-        cfg = TrainConfig(kind="student", model={"channels": channels, "blocks": blocks}, train_dir=args.train_dir,
-                          val_dir=args.val_dir, out=str(work), steps=args.steps, lr=2e-3, eval_every=args.steps, teacher=args.teacher)
+        cfg = TrainConfig(
+            kind="student",
+            model={"channels": channels, "blocks": blocks},
+            train_dir=args.train_dir,
+            val_dir=args.val_dir,
+            out=str(work),
+            steps=args.steps,
+            lr=2e-3,
+            eval_every=args.steps,
+            teacher=args.teacher,
+        )
         ckpt = train(cfg)
         fp32, int8 = work / "student.onnx", work / "student-int8.onnx"
         export_onnx(ckpt, fp32, name)
@@ -94,35 +102,59 @@ def main() -> None:
         q32, q8 = (score([onnx_method(p)(d) for d in degraded], clean)["psnr"] for p in (fp32, int8))
         q8_blur = score([onnx_method(int8)(d) for d in blurred], clean)["psnr"]
         ms32, ms8 = sharpener_ms(fp32, frame8, args.runs), sharpener_ms(int8, frame8, args.runs)
-        rows.append({
-            "student": name, "channels": channels, "blocks": blocks,
-            "params": sum(p.numel() for p in model.parameters()), "gmac_720p": macs(model) / 1e9,
-            "ms_fp32": ms32, "ms_int8": ms8, "cas_ms": cas_ms,
-            "psnr_fp32": q32, "psnr_int8": q8, "gain_db": q32 - input_psnr, "int8_cost_db": q32 - q8,
-            "defocus_gain_db_int8": q8_blur - blurred_psnr,
-        })
+        rows.append(
+            {
+                "student": name,
+                "channels": channels,
+                "blocks": blocks,
+                "params": sum(p.numel() for p in model.parameters()),
+                "gmac_720p": macs(model) / 1e9,
+                "ms_fp32": ms32,
+                "ms_int8": ms8,
+                "cas_ms": cas_ms,
+                "psnr_fp32": q32,
+                "psnr_int8": q8,
+                "gain_db": q32 - input_psnr,
+                "int8_cost_db": q32 - q8,
+                "defocus_gain_db_int8": q8_blur - blurred_psnr,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
 
     out = Path(args.out)
     cpu = cpu_info()
-    out.with_suffix(".json").write_text(json.dumps({"steps": args.steps, "cpu": cpu.as_dict(), "input_psnr": input_psnr,
-                                                    "defocus_input_psnr": blurred_psnr, "rows": rows}, indent=2) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            {
+                "steps": args.steps,
+                "cpu": cpu.as_dict(),
+                "input_psnr": input_psnr,
+                "defocus_input_psnr": blurred_psnr,
+                "rows": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     lines = [
         f"CPU: {cpu.describe()}.",
         "",
         f"Students distilled for {args.steps} steps from `{args.teacher}`; validation `{args.val_dir}` "
         f"(degraded input {input_psnr:.2f} dB). Times: median of {args.runs} runs on one 1280×720 frame, "
-        "ONNX Runtime CPU, its default threads (one per core), through the runtime's Sharpener (its conversions included; INT8 = the luma8 form); "
+        "ONNX Runtime CPU, its default threads (one per core), through the runtime's Sharpener "
+        "(its conversions included; INT8 = the luma8 form); "
         "CAS on the same frame in the same process for scale. Defocus: the validation images blurred "
         f"(Gaussian sigma 1.2) and JPEG-compressed (quality 70), input {blurred_psnr:.2f} dB.",
         "",
-        "| student | params | GMAC/720p | fp32 ms | INT8 ms | INT8 ms / CAS ms | PSNR fp32 | gain vs input | INT8 cost | defocus gain (INT8) |",
+        "| student | params | GMAC/720p | fp32 ms | INT8 ms | INT8 ms / CAS ms | PSNR fp32 | gain vs input "
+        "| INT8 cost | defocus gain (INT8) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['student']} | {r['params']:,} | {r['gmac_720p']:.2f} | {r['ms_fp32']:.1f} | {r['ms_int8']:.1f} | "
-            f"{r['ms_int8'] / r['cas_ms']:.2f} | {r['psnr_fp32']:.2f} | {r['gain_db']:+.2f} dB | {r['int8_cost_db']:+.3f} dB | "
+            f"{r['ms_int8'] / r['cas_ms']:.2f} | {r['psnr_fp32']:.2f} | {r['gain_db']:+.2f} dB | "
+            f"{r['int8_cost_db']:+.3f} dB | "
             f"{r['defocus_gain_db_int8']:+.2f} dB |"
         )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")

@@ -28,8 +28,8 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -76,12 +76,19 @@ def synthetic_rows(strength: float) -> list[dict]:
                 residual = residual_only(strength)
                 res = [residual(f, s) for f, s in zip(noisy, plain)]
                 f0, p0 = flicker(plain, truth), moving_psnr(plain, truth)
-                rows.append({
-                    "noise": noise, "speed": list(speed), "model": name,
-                    "flicker_plain": f0, "flicker_ema": flicker(smoothed, truth),
-                    "flicker_residual_ema": flicker(res, truth),
-                    "moving_psnr_plain": p0, "moving_psnr_ema": moving_psnr(smoothed, truth),
-                    "moving_psnr_residual_ema": moving_psnr(res, truth)})
+                rows.append(
+                    {
+                        "noise": noise,
+                        "speed": list(speed),
+                        "model": name,
+                        "flicker_plain": f0,
+                        "flicker_ema": flicker(smoothed, truth),
+                        "flicker_residual_ema": flicker(res, truth),
+                        "moving_psnr_plain": p0,
+                        "moving_psnr_ema": moving_psnr(smoothed, truth),
+                        "moving_psnr_residual_ema": moving_psnr(res, truth),
+                    }
+                )
     return rows
 
 
@@ -95,13 +102,12 @@ def read_clip(path: Path, frames: int) -> list[np.ndarray]:
         clip.append(to_i420(frame))
     capture.release()
     if len(clip) < 2:
-        raise SystemExit(f"error: cannot read frames from {path}; "
-                         "pass --video PATH to a video file")
+        raise SystemExit(f"error: cannot read frames from {path}; pass --video PATH to a video file")
     return clip
 
 
 def blurred_luma(frame: np.ndarray) -> np.ndarray:
-    return cv2.blur(frame[:frame.shape[0] * 2 // 3], (5, 5))
+    return cv2.blur(frame[: frame.shape[0] * 2 // 3], (5, 5))
 
 
 def clip_figures(clip: list[np.ndarray], sharpen: Sharpen, strength: float) -> dict:
@@ -114,8 +120,7 @@ def clip_figures(clip: list[np.ndarray], sharpen: Sharpen, strength: float) -> d
     lag, lag_values, previous = 0.0, 0, {}
     for t, frame in enumerate(clip):
         sharp = sharpen(frame).copy()
-        outputs = {"plain": to_bgr(sharp).astype(np.float64),
-                   "ema": to_bgr(ema(frame, sharp)).astype(np.float64)}
+        outputs = {"plain": to_bgr(sharp).astype(np.float64), "ema": to_bgr(ema(frame, sharp)).astype(np.float64)}
         for key, out in outputs.items():
             sums[key] += out[static]
             squares[key] += out[static] ** 2
@@ -127,14 +132,17 @@ def clip_figures(clip: list[np.ndarray], sharpen: Sharpen, strength: float) -> d
             lag_values += int(moving.sum()) * 3
         previous = outputs
     n = len(clip)
-    std = {k: float(np.sqrt(np.maximum(squares[k] / n - (sums[k] / n) ** 2, 0)).mean())
-           for k in sums}
-    return {"frames": n, "size": list(lumas.shape[:0:-1]),
-            "static_fraction": float(static.mean()),
-            "flicker_plain": flicker_sum["plain"] / (n - 1),
-            "flicker_ema": flicker_sum["ema"] / (n - 1),
-            "temporal_std_plain": std["plain"], "temporal_std_ema": std["ema"],
-            "lag_on_moving": lag / max(lag_values, 1)}
+    std = {k: float(np.sqrt(np.maximum(squares[k] / n - (sums[k] / n) ** 2, 0)).mean()) for k in sums}
+    return {
+        "frames": n,
+        "size": list(lumas.shape[:0:-1]),
+        "static_fraction": float(static.mean()),
+        "flicker_plain": flicker_sum["plain"] / (n - 1),
+        "flicker_ema": flicker_sum["ema"] / (n - 1),
+        "temporal_std_plain": std["plain"],
+        "temporal_std_ema": std["ema"],
+        "lag_on_moving": lag / max(lag_values, 1),
+    }
 
 
 def cost_720p(clip: list[np.ndarray], strength: float, repeats: int = 200) -> dict:
@@ -147,22 +155,31 @@ def cost_720p(clip: list[np.ndarray], strength: float, repeats: int = 200) -> di
         ema(frame, frame)
         times.append((time.perf_counter() - start) * 1e3)
     times = times[2:]  # the first two calls allocate and seed the history
-    return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
-            "load_average": os.getloadavg()[0]}
+    return {
+        "p50_ms": float(np.percentile(times, 50)),
+        "p95_ms": float(np.percentile(times, 95)),
+        "load_average": os.getloadavg()[0],
+    }
 
 
 def markdown(report: dict) -> str:
-    lines = ["# Temporal stage: flicker and ghosting", "",
-             f"`python benchmarks/temporal.py {report['command']}` on {report['machine']}; "
-             f"EMA strength {report['strength']}. Definitions: see the docstring of "
-             "benchmarks/temporal.py (flicker and moving-content PSNR: vcam/temporal.py).", "",
-             "## Synthetic sequence (ground truth known)", "",
-             "60 frames 256x192, a textured patch moving over a still textured scene, fresh "
-             "Gaussian noise every frame, as I420. Flicker in levels (lower is better), PSNR in "
-             "dB on samples whose truth moved (ghosting lowers it).", "",
-             "| noise σ | speed px/frame | model | flicker plain | flicker EMA | reduction | "
-             "moving PSNR plain | moving PSNR EMA | Δ dB | residual-only EMA: reduction / Δ dB |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Temporal stage: flicker and ghosting",
+        "",
+        f"`python benchmarks/temporal.py {report['command']}` on {report['machine']}; "
+        f"EMA strength {report['strength']}. Definitions: see the docstring of "
+        "benchmarks/temporal.py (flicker and moving-content PSNR: vcam/temporal.py).",
+        "",
+        "## Synthetic sequence (ground truth known)",
+        "",
+        "60 frames 256x192, a textured patch moving over a still textured scene, fresh "
+        "Gaussian noise every frame, as I420. Flicker in levels (lower is better), PSNR in "
+        "dB on samples whose truth moved (ghosting lowers it).",
+        "",
+        "| noise σ | speed px/frame | model | flicker plain | flicker EMA | reduction | "
+        "moving PSNR plain | moving PSNR EMA | Δ dB | residual-only EMA: reduction / Δ dB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in report["synthetic"]:
         cut = 1 - r["flicker_ema"] / r["flicker_plain"]
         res_cut = 1 - r["flicker_residual_ema"] / r["flicker_plain"]
@@ -171,23 +188,33 @@ def markdown(report: dict) -> str:
             f"{r['flicker_plain']:.2f} | {r['flicker_ema']:.2f} | {cut:.0%} | "
             f"{r['moving_psnr_plain']:.2f} | {r['moving_psnr_ema']:.2f} | "
             f"{r['moving_psnr_ema'] - r['moving_psnr_plain']:+.2f} | "
-            f"{res_cut:.0%} / {r['moving_psnr_residual_ema'] - r['moving_psnr_plain']:+.2f} |")
+            f"{res_cut:.0%} / {r['moving_psnr_residual_ema'] - r['moving_psnr_plain']:+.2f} |"
+        )
     c = report["clip"]
-    lines += ["", f"## Real clip: {report['video']} (static camera, no ground truth)", "",
-              f"{c['frames']} frames {c['size'][0]}x{c['size'][1]}, sharpened by "
-              f"{report['sharpener']}; {c['static_fraction']:.0%} of the pixels are static.", "",
-              "| | plain | EMA | reduction |", "|---|---|---|---|",
-              f"| flicker, mean \\|Δout\\| on static pixels | {c['flicker_plain']:.2f} | "
-              f"{c['flicker_ema']:.2f} | {1 - c['flicker_ema'] / c['flicker_plain']:.0%} |",
-              f"| temporal std on static pixels | {c['temporal_std_plain']:.2f} | "
-              f"{c['temporal_std_ema']:.2f} | "
-              f"{1 - c['temporal_std_ema'] / c['temporal_std_plain']:.0%} |",
-              f"| lag on moving pixels, mean \\|EMA - plain\\| | 0 | {c['lag_on_moving']:.2f} | |",
-              "", "## Cost", "",
-              f"TemporalFilter at 1280x720: p50 {report['cost_720p']['p50_ms']:.2f} ms, "
-              f"p95 {report['cost_720p']['p95_ms']:.2f} ms per frame, measured at a load average "
-              f"of {report['cost_720p']['load_average']:.1f} on this machine "
-              "(`vcam bench` measures it inside the pipeline).", ""]
+    lines += [
+        "",
+        f"## Real clip: {report['video']} (static camera, no ground truth)",
+        "",
+        f"{c['frames']} frames {c['size'][0]}x{c['size'][1]}, sharpened by "
+        f"{report['sharpener']}; {c['static_fraction']:.0%} of the pixels are static.",
+        "",
+        "| | plain | EMA | reduction |",
+        "|---|---|---|---|",
+        f"| flicker, mean \\|Δout\\| on static pixels | {c['flicker_plain']:.2f} | "
+        f"{c['flicker_ema']:.2f} | {1 - c['flicker_ema'] / c['flicker_plain']:.0%} |",
+        f"| temporal std on static pixels | {c['temporal_std_plain']:.2f} | "
+        f"{c['temporal_std_ema']:.2f} | "
+        f"{1 - c['temporal_std_ema'] / c['temporal_std_plain']:.0%} |",
+        f"| lag on moving pixels, mean \\|EMA - plain\\| | 0 | {c['lag_on_moving']:.2f} | |",
+        "",
+        "## Cost",
+        "",
+        f"TemporalFilter at 1280x720: p50 {report['cost_720p']['p50_ms']:.2f} ms, "
+        f"p95 {report['cost_720p']['p95_ms']:.2f} ms per frame, measured at a load average "
+        f"of {report['cost_720p']['load_average']:.1f} on this machine "
+        "(`vcam bench` measures it inside the pipeline).",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -196,8 +223,9 @@ def main() -> None:
     parser.add_argument("--video", type=Path, default=ROOT / "../shared/data/video/vtest.avi")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH)
-    parser.add_argument("--model", type=Path, help="sharpen the clip with this ONNX model "
-                        "instead of the unsharp-mask stand-in")
+    parser.add_argument(
+        "--model", type=Path, help="sharpen the clip with this ONNX model instead of the unsharp-mask stand-in"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "temporal")
     args = parser.parse_args()
 
@@ -209,10 +237,11 @@ def main() -> None:
     video = args.video.resolve()
     report = {
         "command": f"--frames {args.frames} --strength {args.strength}"
-                   + (f" --model {args.model}" if args.model else ""),
+        + (f" --model {args.model}" if args.model else ""),
         "machine": f"{platform.machine()} with {os.cpu_count()} CPUs",
         "strength": args.strength,
-        "video": video.name, "sharpener": sharpener,
+        "video": video.name,
+        "sharpener": sharpener,
         "synthetic": synthetic_rows(args.strength),
         "clip": clip_figures(clip, sharpen, args.strength),
         "cost_720p": cost_720p(clip, args.strength),

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from distill.data import DataError
 from distill.train import TrainConfig, TrainingError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Train, distil, evaluate and export SharpCam models.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Train, distil, evaluate and export SharpCam models."
+)
 
 
 def _fail(message: str) -> None:
@@ -29,9 +30,13 @@ def _main(log_level: str = typer.Option("INFO", help="Python logging level.")) -
 def train(
     kind: str = typer.Option("teacher", help="teacher or student."),
     model: str = typer.Option("{}", help='Model config overrides as JSON, e.g. \'{"channels": 48, "blocks": 6}\'.'),
-    train_dir: Path = typer.Option(Path("../shared/data/train"), help="Folder of clean training images (a DIV2K *_HR folder works)."),
+    train_dir: Path = typer.Option(
+        Path("../shared/data/train"), help="Folder of clean training images (a DIV2K *_HR folder works)."
+    ),
     val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
-    out: Path = typer.Option(Path("runs/teacher"), help="Run folder: checkpoints, metrics.jsonl, curves.png. Resumes if it holds last.pt."),
+    out: Path = typer.Option(
+        Path("runs/teacher"), help="Run folder: checkpoints, metrics.jsonl, curves.png. Resumes if it holds last.pt."
+    ),
     cache: Path = typer.Option(Path("cache"), help="Where degraded crop pools and teacher targets are cached."),
     crop: int = typer.Option(128),
     pool: int = typer.Option(8000, help="Degraded crops in the training pool."),
@@ -43,8 +48,13 @@ def train(
     checkpoint_minutes: float = typer.Option(3.0),
     seed: int = typer.Option(0),
     threads: int = typer.Option(0, help="Torch CPU threads (0 = default)."),
-    teacher: Optional[Path] = typer.Option(None, help="Teacher checkpoint: distil from it. Without it the student learns from ground truth alone."),
-    init: Optional[Path] = typer.Option(None, help="Start a new run from this checkpoint's weights (e.g. weights/teacher.pt); a run that resumes ignores it."),
+    teacher: Path | None = typer.Option(
+        None, help="Teacher checkpoint: distil from it. Without it the student learns from ground truth alone."
+    ),
+    init: Path | None = typer.Option(
+        None,
+        help="Start a new run from this checkpoint's weights (e.g. weights/teacher.pt); a run that resumes ignores it.",
+    ),
     w_gt: float = typer.Option(1.0, help="Weight of L1(student, ground truth)."),
     w_kd: float = typer.Option(1.0, help="Weight of L1(student, teacher)."),
     w_feat: float = typer.Option(0.1, help="Weight of the feature-mimicry L1 (0 disables the adapter)."),
@@ -57,17 +67,34 @@ def train(
     except json.JSONDecodeError as e:
         _fail(f"--model is not valid JSON ({e.msg}); example: '{{\"channels\": 48}}'")
     cfg = TrainConfig(
-        kind=kind, model=overrides, train_dir=str(train_dir), val_dir=str(val_dir), out=str(out), cache=str(cache),
-        crop=crop, pool=pool, batch=batch, steps=steps, lr=lr, ema=ema, eval_every=eval_every,
-        checkpoint_minutes=checkpoint_minutes, seed=seed, threads=threads, teacher=str(teacher or ""), init=str(init or ""),
-        w_gt=w_gt, w_kd=w_kd, w_feat=w_feat,
+        kind=kind,
+        model=overrides,
+        train_dir=str(train_dir),
+        val_dir=str(val_dir),
+        out=str(out),
+        cache=str(cache),
+        crop=crop,
+        pool=pool,
+        batch=batch,
+        steps=steps,
+        lr=lr,
+        ema=ema,
+        eval_every=eval_every,
+        checkpoint_minutes=checkpoint_minutes,
+        seed=seed,
+        threads=threads,
+        teacher=str(teacher or ""),
+        init=str(init or ""),
+        w_gt=w_gt,
+        w_kd=w_kd,
+        w_feat=w_feat,
     )
     try:
         path = run(cfg)
     except (DataError, TrainingError, ValueError, TypeError) as e:
         _fail(str(e))
     except KeyboardInterrupt:
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     typer.echo(f"done: {path}")
 
 
@@ -98,12 +125,22 @@ def export(
     checkpoint: Path = typer.Argument(..., help="A last.pt / best.pt written by `distill train`."),
     out: Path = typer.Argument(..., help="ONNX file to write (fp32)."),
     name: str = typer.Option("sharpcam", help="Model name stored in the ONNX metadata."),
-    int8: Optional[Path] = typer.Option(None, help="Students: also write the static INT8 model in the fast luma8 form here (what the runtime ships)."),
-    calib_dir: Path = typer.Option(Path("../shared/data/train"), help="Clean images; degraded with the benchmark chain for INT8 calibration."),
+    int8: Path | None = typer.Option(
+        None, help="Students: also write the static INT8 model in the fast luma8 form here (what the runtime ships)."
+    ),
+    calib_dir: Path = typer.Option(
+        Path("../shared/data/train"), help="Clean images; degraded with the benchmark chain for INT8 calibration."
+    ),
     calib_images: int = typer.Option(24),
-    facts: str = typer.Option("{}", help="Extra JSON metadata; training settings and the last validation score are read from the run."),
-    pt: Optional[Path] = typer.Option(None, help="Also write a weights-only PyTorch checkpoint here (to ship, or to distil from)."),
-    raw_weights: bool = typer.Option(False, help="Export the raw weights instead of their EMA (for runs whose EMA lags)."),
+    facts: str = typer.Option(
+        "{}", help="Extra JSON metadata; training settings and the last validation score are read from the run."
+    ),
+    pt: Path | None = typer.Option(
+        None, help="Also write a weights-only PyTorch checkpoint here (to ship, or to distil from)."
+    ),
+    raw_weights: bool = typer.Option(
+        False, help="Export the raw weights instead of their EMA (for runs whose EMA lags)."
+    ),
 ) -> None:
     """Export to the public ONNX contract (+ parity check), optionally INT8 as well."""
     from distill.data import benchmark_set
@@ -125,39 +162,52 @@ def export(
 
 @app.command()
 def qat(
-    checkpoint: Path = typer.Argument(..., help="A trained student: last.pt / best.pt of `distill train`, or a shipped .pt."),
+    checkpoint: Path = typer.Argument(
+        ..., help="A trained student: last.pt / best.pt of `distill train`, or a shipped .pt."
+    ),
     out: Path = typer.Argument(..., help="Weights-only checkpoint to write; export it with `distill export --int8`."),
     steps: int = typer.Option(2000),
     lr: float = typer.Option(1e-4),
     train_dir: Path = typer.Option(Path("../shared/data/train"), help="Folder of clean training images."),
     val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
-    calib_dir: Path = typer.Option(Path("../shared/data/train"), help="The images `distill export` calibrates INT8 on."),
+    calib_dir: Path = typer.Option(
+        Path("../shared/data/train"), help="The images `distill export` calibrates INT8 on."
+    ),
     cache: Path = typer.Option(Path("cache"), help="Where the degraded crop pool is cached."),
 ) -> None:
     """Fine-tune a student through INT8 rounding (7-bit weights, uint8 activations)."""
     from distill.qat import QatConfig, finetune
 
-    cfg = QatConfig(train_dir=str(train_dir), val_dir=str(val_dir), calib_dir=str(calib_dir), cache=str(cache), steps=steps, lr=lr)
+    cfg = QatConfig(
+        train_dir=str(train_dir), val_dir=str(val_dir), calib_dir=str(calib_dir), cache=str(cache), steps=steps, lr=lr
+    )
     try:
         scores = finetune(checkpoint, out, cfg)
     except (DataError, TrainingError) as e:
         _fail(str(e))
-    typer.echo(f"wrote {out}: validation PSNR float {scores['float']:.3f} dB, simulated INT8 "
-               f"{scores['int8_before']:.3f} before and {scores['int8_after']:.3f} after fine-tuning")
+    typer.echo(
+        f"wrote {out}: validation PSNR float {scores['float']:.3f} dB, simulated INT8 "
+        f"{scores['int8_before']:.3f} before and {scores['int8_after']:.3f} after fine-tuning"
+    )
 
 
 @app.command()
 def evaluate(
-    model: list[str] = typer.Option([], help="NAME=PATH.onnx, repeatable (name one 'teacher' to get student-vs-teacher)."),
+    model: list[str] = typer.Option(
+        [], help="NAME=PATH.onnx, repeatable (name one 'teacher' to get student-vs-teacher)."
+    ),
     val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
-    video_dir: Optional[Path] = typer.Option(None, help="Folder of video clips: their frames, degraded, are a third set."),
+    video_dir: Path | None = typer.Option(None, help="Folder of video clips: their frames, degraded, are a third set."),
     out: Path = typer.Option(Path("benchmarks/quality"), help="Writes OUT.md and OUT.json."),
-    bench_frames: int = typer.Option(0, help="Also time each model at 720p through `vcam bench` for N frames (0 skips)."),
+    bench_frames: int = typer.Option(
+        0, help="Also time each model at 720p through `vcam bench` for N frames (0 skips)."
+    ),
 ) -> None:
     """PSNR (RGB, Y) and SSIM of the input, unsharp mask, CAS and each model; student vs teacher."""
-    from distill.evaluate import evaluate as run, speed, to_markdown, write_report
+    from distill.evaluate import evaluate as run
+    from distill.evaluate import speed, to_markdown, write_report
 
-    models = {}
+    models: dict[str, str | Path] = {}
     for item in model:
         name, sep, path = item.partition("=")
         if not sep or not Path(path).is_file():

@@ -12,9 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -58,7 +58,9 @@ def load_images(folder: str | Path, min_size: int = 0) -> list[np.ndarray]:
     if small:
         log.warning("skipped %d image(s) smaller than %d px in %s", len(small), min_size, folder)
     if not images:
-        raise DataError(f"no usable images in {folder} ({len(corrupt)} unreadable, {len(small)} smaller than {min_size} px)")
+        raise DataError(
+            f"no usable images in {folder} ({len(corrupt)} unreadable, {len(small)} smaller than {min_size} px)"
+        )
     return images
 
 
@@ -77,7 +79,7 @@ def _random_crop(img: np.ndarray, crop: int, rng: np.random.Generator) -> np.nda
     h, w = img.shape[:2]
     y, x = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
     patch = img[y : y + crop, x : x + crop]
-    patch = np.rot90(patch, rng.integers(0, 4))
+    patch = np.rot90(patch, int(rng.integers(0, 4)))
     if rng.random() < 0.5:
         patch = patch[:, ::-1]
     return np.ascontiguousarray(patch)

@@ -62,12 +62,12 @@ def _trajectory_kernel(size: int, rng: np.random.Generator) -> np.ndarray:
     steps = 64
     vel = rng.normal(0, 1, 2)
     pos = np.zeros(2)
-    pts = []
+    walk = []
     for _ in range(steps):
         vel = 0.8 * vel + rng.normal(0, 0.6, 2)
         pos = pos + vel / steps * size
-        pts.append(pos.copy())
-    pts = np.array(pts)
+        walk.append(pos.copy())
+    pts = np.array(walk)
     pts -= (pts.max(0) + pts.min(0)) / 2
     span = np.abs(pts).max()
     if span > (size - 1) / 2:
@@ -181,5 +181,7 @@ def example_grid(images: list[np.ndarray], variants: int = 5, size: int = 192, s
         crop = img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
         tiles = [crop] + [degrade(crop, rng) for _ in range(variants)]
         tiles = [cv2.resize(t, (size, size), interpolation=cv2.INTER_NEAREST) for t in tiles]
-        rows.append(np.hstack([cv2.copyMakeBorder(t, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)) for t in tiles]))
+        rows.append(
+            np.hstack([cv2.copyMakeBorder(t, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)) for t in tiles])
+        )
     return np.vstack(rows)

@@ -4,24 +4,26 @@ Every method sees the same fixed benchmark degradation of the validation folder 
 against the clean image (PSNR on RGB and on Y, SSIM); students are also scored against the
 teacher, the distillation figure of merit. Two more sets show whether a model learned webcams or
 only its own training degradation: the validation images under a second, independently built
-family (`distill.unseen`), and frames of real video clips under the benchmark degradation. Networks are evaluated as shipped — ONNX files through
-the runtime's own Sharpener — so the table describes exactly what users run. The classical baselines get the
-best setting of a small grid *chosen on this same set*, which flatters them: the margin a learned
-model shows here is a lower bound.
+family (`distill.unseen`), and frames of real video clips under the benchmark degradation.
+Networks are evaluated as shipped — ONNX files through the runtime's own Sharpener — so the table
+describes exactly what users run. The classical baselines get the best setting of a small grid
+*chosen on this same set*, which flatters them: the margin a learned model shows here is a lower
+bound.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from distill.data import DataError, benchmark_set
 from distill.degrade import benchmark_degrade
-from distill.unseen import unseen_degrade
 from distill.metrics import psnr, psnr_y, ssim
+from distill.unseen import unseen_degrade
 from vcam.baselines import cas, unsharp_mask
 from vcam.cpu import cpu_info
 from vcam.sharpen import Sharpener
@@ -29,8 +31,12 @@ from vcam.sharpen import Sharpener
 Method = Callable[[np.ndarray], np.ndarray]
 
 BASELINE_GRID: dict[str, list[tuple[str, Method]]] = {
-    "unsharp mask": [(f"amount {a}, sigma {s}", lambda im, a=a, s=s: unsharp_mask(im, amount=a, sigma=s)) for a in (0.3, 0.6, 1.0) for s in (1.0, 2.0)],
-    "CAS": [(f"sharpness {k}", lambda im, k=k: cas(im, sharpness=k)) for k in (0.0, 0.5, 1.0)],
+    "unsharp mask": [
+        (f"amount {a}, sigma {s}", functools.partial(unsharp_mask, amount=a, sigma=s))
+        for a in (0.3, 0.6, 1.0)
+        for s in (1.0, 2.0)
+    ],
+    "CAS": [(f"sharpness {k}", functools.partial(cas, sharpness=k)) for k in (0.0, 0.5, 1.0)],
 }
 
 
@@ -74,14 +80,20 @@ def _rows(pairs: list[tuple[np.ndarray, np.ndarray]], methods: dict[str, Method]
     degraded, clean = [d for d, _ in pairs], [c for _, c in pairs]
     rows: dict[str, dict] = {"degraded input": score(degraded, clean)}
     for name, grid in BASELINE_GRID.items():
-        rows[name] = max(({"setting": s, **score([f(d) for d in degraded], clean)} for s, f in grid), key=lambda r: r["psnr"])
+        rows[name] = max(
+            ({"setting": s, **score([f(d) for d in degraded], clean)} for s, f in grid), key=lambda r: r["psnr"]
+        )
     outputs = {name: [method(d) for d in degraded] for name, method in methods.items()}
     rows.update({name: score(out, clean) for name, out in outputs.items()})
     return rows, outputs
 
 
-def evaluate(val_dir: str | Path, models: dict[str, str | Path], teacher: str | None = "teacher",
-             video_dir: str | Path | None = None) -> dict:
+def evaluate(
+    val_dir: str | Path,
+    models: dict[str, str | Path],
+    teacher: str | None = "teacher",
+    video_dir: str | Path | None = None,
+) -> dict:
     """Scores of input, baselines and each named ONNX model on the benchmark set; student-vs-teacher
     for the others; the same rows on the unseen family and, with `video_dir`, on video frames."""
     pairs = benchmark_set(val_dir)
@@ -112,8 +124,15 @@ def speed(models: dict[str, str | Path], frames: int) -> dict:
         report = run_bench(path, [("720p", 1280, 720)], frames)
         for r in report["results"]:
             label = name if r["method"] == "model" else {"unsharp": "unsharp mask", "cas": "CAS"}[r["method"]]
-            rows.setdefault(label, {"infer_p50": r["stages"]["infer"]["p50"], "e2e_p50": r["stages"]["e2e"]["p50"],
-                                    "e2e_p95": r["stages"]["e2e"]["p95"], "non_inference_p50": r["non_inference_p50_ms"]})
+            rows.setdefault(
+                label,
+                {
+                    "infer_p50": r["stages"]["infer"]["p50"],
+                    "e2e_p50": r["stages"]["e2e"]["p50"],
+                    "e2e_p95": r["stages"]["e2e"]["p95"],
+                    "non_inference_p50": r["non_inference_p50_ms"],
+                },
+            )
     return {"cpu": cpu_info().as_dict(), "methods": rows}
 
 
@@ -134,11 +153,17 @@ def to_markdown(report: dict) -> str:
         lines += [f"| {n} | {r['psnr']:.2f} | {r['ssim']:.4f} |" for n, r in report["vs_teacher"].items()]
     if report.get("speed"):
         cpu = report["speed"]["cpu"]
-        lines += ["", f"Speed per 1280×720 frame, `vcam bench` pipeline on {cpu['name']} "
-                  "(ms, median unless noted):", "",
-                  "| method | sharpen (inference) | other stages | end-to-end | end-to-end p95 |", "|---|---:|---:|---:|---:|"]
-        lines += [f"| {n} | {r['infer_p50']:.1f} | {r['non_inference_p50']:.1f} | {r['e2e_p50']:.1f} | {r['e2e_p95']:.1f} |"
-                  for n, r in report["speed"]["methods"].items()]
+        lines += [
+            "",
+            f"Speed per 1280×720 frame, `vcam bench` pipeline on {cpu['name']} (ms, median unless noted):",
+            "",
+            "| method | sharpen (inference) | other stages | end-to-end | end-to-end p95 |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {n} | {r['infer_p50']:.1f} | {r['non_inference_p50']:.1f} | {r['e2e_p50']:.1f} | {r['e2e_p95']:.1f} |"
+            for n, r in report["speed"]["methods"].items()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -150,10 +175,15 @@ def _generalisation(report: dict) -> list[str]:
     if report.get("video"):
         sets.append((f"video frames ({report['video']['frames']})", report["video"]["methods"]))
     head = " | ".join(f"Δ {name}" for name, _ in sets) + " | " + " | ".join(f"kept on {name}" for name, _ in sets[1:])
-    lines = ["", "Generalisation: PSNR gain over the degraded input (dB) on the benchmark set, on the validation "
-             "images under the second degradation family (`distill/unseen.py`, never trained on) and on frames of "
-             "the video clips; \"kept\" is that gain as a share of the benchmark gain.", "",
-             f"| method | {head} |", "|---" * (1 + 2 * len(sets) - 1) + "|"]
+    lines = [
+        "",
+        "Generalisation: PSNR gain over the degraded input (dB) on the benchmark set, on the validation "
+        "images under the second degradation family (`distill/unseen.py`, never trained on) and on frames of "
+        'the video clips; "kept" is that gain as a share of the benchmark gain.',
+        "",
+        f"| method | {head} |",
+        "|---" * (1 + 2 * len(sets) - 1) + "|",
+    ]
     for name in report["methods"]:
         if name == "degraded input":
             continue

@@ -77,9 +77,14 @@ def _torch_export(module: nn.Module, example: torch.Tensor, path: str | Path) ->
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
-                module.eval(), example, str(path), input_names=["input"], output_names=["output"],
+                module.eval(),
+                example,
+                str(path),
+                input_names=["input"],
+                output_names=["output"],
                 dynamic_axes={"input": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}},
-                opset_version=OPSET, dynamo=False,
+                opset_version=OPSET,
+                dynamo=False,
             )
     finally:
         torch.onnx.unregister_custom_op_symbolic("aten::pixel_unshuffle", OPSET)
@@ -108,13 +113,18 @@ def run_facts(checkpoint: str | Path) -> dict:
         scores = [row for row in map(json.loads, metrics.read_text().splitlines()) if "val_psnr" in row]
         if scores:
             last = scores[-1]
-            facts["validation"] = {"set": cfg.get("val_dir"), "psnr": round(last["val_psnr"], 3),
-                                   "input_psnr": round(last["input_psnr"], 3), "step": last["step"]}
+            facts["validation"] = {
+                "set": cfg.get("val_dir"),
+                "psnr": round(last["val_psnr"], 3),
+                "input_psnr": round(last["input_psnr"], 3),
+                "step": last["step"],
+            }
     return facts
 
 
-def export_onnx(checkpoint: str | Path, path: str | Path, name: str, facts: dict | None = None,
-                use_ema: bool = True) -> dict:
+def export_onnx(
+    checkpoint: str | Path, path: str | Path, name: str, facts: dict | None = None, use_ema: bool = True
+) -> dict:
     """Write the checkpoint's network (EMA weights unless `use_ema` is False, re-parameterised) as
     a contract ONNX model and return {'max_abs_diff': …} from a PyTorch-vs-ONNX Runtime parity
     check on two odd sizes. Metadata facts: `run_facts(checkpoint)`, updated with `facts`."""
@@ -148,8 +158,17 @@ def slim_checkpoint(checkpoint: str | Path, path: str | Path, use_ema: bool = Tr
     `distill export`, `distill qat`)."""
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(checkpoint, use_ema)
-    torch.save({"arch": ckpt["arch"], "model": model.state_dict(), "ema": None, "config": ckpt.get("config"),
-                "step": ckpt.get("step"), "qat": ckpt.get("qat")}, path)
+    torch.save(
+        {
+            "arch": ckpt["arch"],
+            "model": model.state_dict(),
+            "ema": None,
+            "config": ckpt.get("config"),
+            "step": ckpt.get("step"),
+            "qat": ckpt.get("qat"),
+        },
+        path,
+    )
 
 
 @torch.no_grad()
@@ -164,8 +183,13 @@ def parity(model: nn.Module, path: str | Path, size_multiple: int) -> float:
     return worst
 
 
-def quantize_luma8(checkpoint: str | Path, fp32_path: str | Path, int8_path: str | Path,
-                   calibration: list[np.ndarray], use_ema: bool = True) -> None:
+def quantize_luma8(
+    checkpoint: str | Path,
+    fp32_path: str | Path,
+    int8_path: str | Path,
+    calibration: list[np.ndarray],
+    use_ema: bool = True,
+) -> None:
     """Write a student as a static INT8 model in the luma8 form, calibrated on uint8 BGR images;
     its metadata is `fp32_path`'s (the same network's contract export) plus `vcam.io`."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -198,12 +222,20 @@ def quantize_luma8(checkpoint: str | Path, fp32_path: str | Path, int8_path: str
         residual = next(n for n in graph.node if n.op_type == "DepthToSpace").input[0]
         quant_pre_process(str(core), str(pre), skip_symbolic_shape=True)
         quantize_static(
-            str(pre), str(int8_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            extra_options={"TensorQuantOverrides": {
-                unshuffled: [level | {"zero_point": np.array(0, np.uint8)}],
-                residual: [level | {"zero_point": np.array(128, np.uint8)}],
-            }},
+            str(pre),
+            str(int8_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            reduce_range=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            extra_options={
+                "TensorQuantOverrides": {
+                    unshuffled: [level | {"zero_point": np.array(0, np.uint8)}],
+                    residual: [level | {"zero_point": np.array(128, np.uint8)}],
+                }
+            },
         )
     finally:
         core.unlink(missing_ok=True)
@@ -217,9 +249,11 @@ def quantize_luma8(checkpoint: str | Path, fp32_path: str | Path, int8_path: str
     del int8.opset_import[:]
     int8.opset_import.extend(kept)
     fp32 = onnx.load(str(fp32_path))
-    onnx.helper.set_model_props(int8, {p.key: p.value for p in fp32.metadata_props}
-                                | {"vcam.io": "luma8", "vcam.luma8_block": str(block),
-                                   "vcam.quantization": "int8-qdq-per-channel-7bit"})
+    onnx.helper.set_model_props(
+        int8,
+        {p.key: p.value for p in fp32.metadata_props}
+        | {"vcam.io": "luma8", "vcam.luma8_block": str(block), "vcam.quantization": "int8-qdq-per-channel-7bit"},
+    )
     onnx.checker.check_model(int8)
     problems = int16_overflows(int8)
     if problems:
@@ -249,8 +283,11 @@ def int16_overflows(model: onnx.ModelProto) -> list[str]:
     for node in model.graph.node:
         if node.op_type == "QLinearConv":
             weights, activation_zero_point = node.input[3], node.input[2]
-        elif node.op_type == "Conv" and quantized(node.input[1]) and quantized(node.input[0]):
-            weights, activation_zero_point = quantized(node.input[1])[0], quantized(node.input[0])[1]
+        elif node.op_type == "Conv":
+            w_q, x_q = quantized(node.input[1]), quantized(node.input[0])
+            if w_q is None or x_q is None:
+                continue
+            weights, activation_zero_point = w_q[0], x_q[1]
         else:
             continue
         if weights not in inits or activation_zero_point not in inits:
@@ -286,7 +323,6 @@ def _packed_uint8_ends(graph: onnx.GraphProto, unshuffled: str) -> int:
         graph.node.remove(node)
     block = next(a.i for a in unshuffle.attribute if a.name == "blocksize")
     for tensor in (graph.input[0], graph.output[0]):
-        tensor.type.CopyFrom(onnx.helper.make_tensor_type_proto(
-            onnx.TensorProto.UINT8, [1, block * block, "h", "w"]))
+        tensor.type.CopyFrom(onnx.helper.make_tensor_type_proto(onnx.TensorProto.UINT8, [1, block * block, "h", "w"]))
     del graph.value_info[:]
     return block

@@ -150,7 +150,13 @@ def finetune(checkpoint: str | Path, out: str | Path, cfg: QatConfig = QatConfig
             log.info("qat step %d/%d loss %.4f", step, cfg.steps, loss.item())
     scores["int8_after"] = validate(quantized, val, "cpu")
     qat = {"steps": cfg.steps, "lr": cfg.lr, "val_psnr_simulated_int8": round(scores["int8_after"], 3)}
-    state = {"arch": source["arch"], "model": unfold(student).state_dict(), "ema": None,
-             "config": source.get("config"), "step": source.get("step"), "qat": qat}
+    state = {
+        "arch": source["arch"],
+        "model": unfold(student).state_dict(),
+        "ema": None,
+        "config": source.get("config"),
+        "step": source.get("step"),
+        "qat": qat,
+    }
     write_atomically(Path(out), lambda tmp: torch.save(state, tmp))
     return scores

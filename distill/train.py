@@ -100,7 +100,9 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
     except FileNotFoundError:
         raise TrainingError(f"checkpoint {path} does not exist") from None
     except Exception as e:
-        raise TrainingError(f"checkpoint {path} is not readable ({type(e).__name__}); pass a last.pt written by `distill train`") from None
+        raise TrainingError(
+            f"checkpoint {path} is not readable ({type(e).__name__}); pass a last.pt written by `distill train`"
+        ) from None
 
 
 def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> nn.Module:
@@ -187,7 +189,9 @@ def plot_curves(metrics_path: Path, png_path: Path) -> None:
     b.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
     steps, hours = [r["step"] for r in val_rows], [r["time"] / 3600 for r in val_rows]
     if len(steps) > 1:  # a run resumed across sessions: how long it took, not just how many steps
-        top = b.secondary_xaxis("top", functions=(lambda s: np.interp(s, steps, hours), lambda h: np.interp(h, hours, steps)))
+        top = b.secondary_xaxis(
+            "top", functions=(lambda s: np.interp(s, steps, hours), lambda h: np.interp(h, hours, steps))
+        )
         top.set_xlabel("hours of training")
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
@@ -238,7 +242,11 @@ def train(cfg: TrainConfig) -> Path:
     source = last if last.exists() else Path(cfg.init) if cfg.init else None
     ckpt = load_checkpoint(source, device) if source else {}
     if source and ckpt["arch"] != describe(model):
-        fix = "pass a new --out or the matching --model options" if source == last else "pass --init of the same architecture"
+        fix = (
+            "pass a new --out or the matching --model options"
+            if source == last
+            else "pass --init of the same architecture"
+        )
         raise TrainingError(f"{source} holds a {ckpt['arch']} but this run trains a {describe(model)}; {fix}")
     if source:
         model.load_state_dict(ckpt["model"])
@@ -259,7 +267,11 @@ def train(cfg: TrainConfig) -> Path:
 
     def save(path: Path) -> None:
         def half(m: nn.Module | None) -> dict | None:
-            return {k: v.half() if v.is_floating_point() else v for k, v in m.state_dict().items()} if m is not None else None
+            return (
+                {k: v.half() if v.is_floating_point() else v for k, v in m.state_dict().items()}
+                if m is not None
+                else None
+            )
 
         if not main:
             return
@@ -274,12 +286,14 @@ def train(cfg: TrainConfig) -> Path:
             "best": best,
         }
         # Never overwrite a good checkpoint with diverged weights (or ones beyond fp16's range).
-        if not all(torch.isfinite(v).all() for k in ("model", "adapter", "ema") for v in (state[k] or {}).values()):
+        weights = [state["model"], state["adapter"], state["ema"]]
+        if not all(torch.isfinite(v).all() for w in weights if isinstance(w, dict) for v in w.values()):
             return
         write_atomically(path, lambda tmp: torch.save(state, tmp))
 
     # ---- loop ------------------------------------------------------------------------------
-    metrics = (out / "metrics.jsonl").open("a", buffering=1) if main else None  # line-buffered: readable live
+    # Line-buffered, readable live; other ranks write to nowhere.
+    metrics = (out / "metrics.jsonl").open("a", buffering=1) if main else open(os.devnull, "w")
     autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
     per_rank = cfg.batch // world
     bar = tqdm(total=cfg.steps, initial=step, disable=not main, dynamic_ncols=True)
@@ -302,7 +316,10 @@ def train(cfg: TrainConfig) -> Path:
                         terms["feat"] = F.l1_loss(feat, t_feat[idx].to(device).float())
                 loss = cfg.w_gt * terms["gt"] + cfg.w_kd * terms.get("kd", 0) + cfg.w_feat * terms.get("feat", 0)
             if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {loss.item()} at step {step}; the last good checkpoint is {last} — lower --lr and run again to resume")
+                raise TrainingError(
+                    f"loss became {loss.item()} at step {step}; the last good checkpoint is {last} — "
+                    "lower --lr and run again to resume"
+                )
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainee.parameters(), 1.0)
@@ -321,7 +338,10 @@ def train(cfg: TrainConfig) -> Path:
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
             if main and (step % cfg.eval_every == 0 or step == cfg.steps):
                 score = validate(ema if ema is not None else model, val, device)
-                metrics.write(json.dumps({"step": step, "time": round(elapsed, 1), "val_psnr": score, "input_psnr": input_psnr}) + "\n")
+                metrics.write(
+                    json.dumps({"step": step, "time": round(elapsed, 1), "val_psnr": score, "input_psnr": input_psnr})
+                    + "\n"
+                )
                 bar.set_postfix(loss=f"{loss.item():.4f}", val=f"{score:.2f}dB (+{score - input_psnr:.2f})")
                 if score > best:
                     best = score

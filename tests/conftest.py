@@ -5,16 +5,15 @@ pyvirtualcam) and its sysfs tree (`FakeSysfs`)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 import pytest
 import pyvirtualcam
-from pyvirtualcam.util import encode_fourcc
-
 from onnx_models import make_identity_model, make_sharpen_model
+from pyvirtualcam.util import encode_fourcc
 
 STEP = 30  # grey level between consecutive clip frames: survives MJPG, identifies each frame
 
@@ -28,8 +27,7 @@ def frame_index(frame: np.ndarray) -> int:
 def make_clip(tmp_path: Path) -> Callable[..., Path]:
     """Writes a flat-grey MJPG clip; frame i has grey level i * STEP."""
 
-    def make(frames: int = 6, fps: float = 50.0, size: tuple[int, int] = (64, 48),
-             name: str = "clip.avi") -> Path:
+    def make(frames: int = 6, fps: float = 50.0, size: tuple[int, int] = (64, 48), name: str = "clip.avi") -> Path:
         path = tmp_path / name
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
         for i in range(frames):
@@ -78,13 +76,11 @@ class MemoryBackend:
     frames: dict[str, list[np.ndarray]] = {}
     in_use: set[str] = set()
 
-    def __init__(self, *, width: int, height: int, fps: float, fourcc: int,
-                 device: str | None, **kw: object) -> None:
+    def __init__(self, *, width: int, height: int, fps: float, fourcc: int, device: str | None, **kw: object) -> None:
         if device is None or not os.path.exists(device):
             raise RuntimeError(f"Device {device} does not exist.")
         if device in self.in_use:
-            raise RuntimeError(f"Virtual camera device {device} could not be configured: "
-                               "Device or resource busy")
+            raise RuntimeError(f"Virtual camera device {device} could not be configured: Device or resource busy")
         if fourcc != encode_fourcc(pyvirtualcam.PixelFormat.I420.value):
             raise RuntimeError("Unsupported image format.")
         self._device, self._shape, self._fourcc = device, (height * 3 // 2, width), fourcc

@@ -34,9 +34,22 @@ def tiny_config(tmp: Path, **changes) -> TrainConfig:
         write_images(train_dir, 4)
         write_images(val_dir, 2, size=(40, 52), seed=1)
     cfg = dict(
-        kind="teacher", model=dict(TINY_TEACHER), train_dir=str(train_dir), val_dir=str(val_dir),
-        out=str(tmp / "run"), cache=str(tmp / "cache"), crop=32, pool=32, batch=4, steps=20,
-        lr=3e-3, warmup=2, ema=0.0, eval_every=10, checkpoint_minutes=10.0, threads=1,
+        kind="teacher",
+        model=dict(TINY_TEACHER),
+        train_dir=str(train_dir),
+        val_dir=str(val_dir),
+        out=str(tmp / "run"),
+        cache=str(tmp / "cache"),
+        crop=32,
+        pool=32,
+        batch=4,
+        steps=20,
+        lr=3e-3,
+        warmup=2,
+        ema=0.0,
+        eval_every=10,
+        checkpoint_minutes=10.0,
+        threads=1,
     )
     cfg.update(changes)
     return TrainConfig(**cfg)

@@ -20,11 +20,11 @@ LUMA = [1, 1, "H", "W"]
 LAPLACIAN = np.array([[0, -1, 0], [-1, 4, -1], [0, -1, 0]], np.float32)
 
 
-def _save(path: str | Path, nodes: list, inputs: list, outputs: list, initializers: list,
-          metadata: dict[str, str]) -> Path:
+def _save(
+    path: str | Path, nodes: list, inputs: list, outputs: list, initializers: list, metadata: dict[str, str]
+) -> Path:
     graph = helper.make_graph(nodes, "vcam_test", inputs, outputs, initializer=initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
-                              producer_name="vcam-tests")
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="vcam-tests")
     model.ir_version = 8  # readable by every onnxruntime the package supports
     helper.set_model_props(model, metadata)
     onnx.checker.check_model(model)
@@ -34,16 +34,21 @@ def _save(path: str | Path, nodes: list, inputs: list, outputs: list, initialize
 
 
 def _metadata(size_multiple: int | str | None, name: str, extra: dict[str, str] | None) -> dict:
-    meta = {"vcam.name": name, "vcam.version": "0.0.1", "vcam.architecture": "test",
-            "vcam.training": "none (built by tests/onnx_models.py)"}
+    meta = {
+        "vcam.name": name,
+        "vcam.version": "0.0.1",
+        "vcam.architecture": "test",
+        "vcam.training": "none (built by tests/onnx_models.py)",
+    }
     if size_multiple is not None:
         meta["vcam.size_multiple"] = str(size_multiple)
     meta.update(extra or {})
     return meta
 
 
-def make_identity_model(path: str | Path, size_multiple: int | str | None = 1,
-                        metadata: dict[str, str] | None = None) -> Path:
+def make_identity_model(
+    path: str | Path, size_multiple: int | str | None = 1, metadata: dict[str, str] | None = None
+) -> Path:
     """Output == input: lets tests check that pre/post-processing is lossless."""
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, DYNAMIC)
     y = helper.make_tensor_value_info("output", TensorProto.FLOAT, DYNAMIC)
@@ -51,8 +56,9 @@ def make_identity_model(path: str | Path, size_multiple: int | str | None = 1,
     return _save(path, [node], [x], [y], [], _metadata(size_multiple, "identity", metadata))
 
 
-def make_sharpen_model(path: str | Path, size_multiple: int = 4, amount: float = 1.0,
-                       metadata: dict[str, str] | None = None) -> Path:
+def make_sharpen_model(
+    path: str | Path, size_multiple: int = 4, amount: float = 1.0, metadata: dict[str, str] | None = None
+) -> Path:
     """A fixed per-channel 3x3 Laplacian sharpen, clipped to [0,1]: raises edge energy."""
     k = LAPLACIAN * amount
     k[1, 1] += 1.0
@@ -65,8 +71,7 @@ def make_sharpen_model(path: str | Path, size_multiple: int = 4, amount: float =
         helper.make_node("Conv", ["input", "weight"], ["conv"], group=3, pads=[1, 1, 1, 1]),
         helper.make_node("Clip", ["conv", "lo", "hi"], ["output"]),
     ]
-    return _save(path, nodes, [x], [y], [weight, lo, hi],
-                 _metadata(size_multiple, "laplacian-sharpen", metadata))
+    return _save(path, nodes, [x], [y], [weight, lo, hi], _metadata(size_multiple, "laplacian-sharpen", metadata))
 
 
 def make_wrong_input_name_model(path: str | Path) -> Path:
@@ -125,8 +130,9 @@ def make_bad_size_multiple_model(path: str | Path, value: str = "four") -> Path:
     return make_identity_model(path, size_multiple=value)
 
 
-def make_channel_gain_model(path: str | Path, gains: tuple[float, float, float] = (1.0, 0.0, 0.0),
-                            size_multiple: int = 1) -> Path:
+def make_channel_gain_model(
+    path: str | Path, gains: tuple[float, float, float] = (1.0, 0.0, 0.0), size_multiple: int = 1
+) -> Path:
     """Multiplies each RGB channel by a constant: (1,0,0) keeps red only, which pins down the
     BGR <-> RGB order of the runtime's pre/post-processing."""
     gain = numpy_helper.from_array(np.array(gains, np.float32).reshape(1, 3, 1, 1), "gain")
@@ -140,8 +146,7 @@ def make_downscale_model(path: str | Path) -> Path:
     """Passes the load-time checks (dynamic shapes) but halves H and W when run."""
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, DYNAMIC)
     y = helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 3, "H2", "W2"])
-    node = helper.make_node("AveragePool", ["input"], ["output"], kernel_shape=[2, 2],
-                            strides=[2, 2])
+    node = helper.make_node("AveragePool", ["input"], ["output"], kernel_shape=[2, 2], strides=[2, 2])
     return _save(path, [node], [x], [y], [], _metadata(2, "downscale", None))
 
 
@@ -154,8 +159,7 @@ def make_reciprocal_model(path: str | Path) -> Path:
     return _save(path, [node], [x], [y], [], _metadata(1, "reciprocal", None))
 
 
-def make_luma8_model(path: str | Path, amount: float = 1.0, size_multiple: int = 1,
-                     block: int = 1) -> Path:
+def make_luma8_model(path: str | Path, amount: float = 1.0, size_multiple: int = 1, block: int = 1) -> Path:
     """The luma8 form: residual = amount x 3x3 Laplacian of the luma, stored as uint8 + 128
     (QuantizeLinear rounds and saturates, as the shipped student's last node does). With
     `block` > 1 its tensors are packed in block x block pixels (vcam.luma8_block): the model
@@ -182,8 +186,7 @@ def make_luma8_model(path: str | Path, amount: float = 1.0, size_multiple: int =
     else:
         nodes[0].input[0] = "input"
         nodes[-1].output[0] = "output"
-    return _save(path, nodes, [x], [y], [weight, one, mid, pads],
-                 _metadata(size_multiple, "luma8-laplacian", extra))
+    return _save(path, nodes, [x], [y], [weight, one, mid, pads], _metadata(size_multiple, "luma8-laplacian", extra))
 
 
 def make_float_luma8_model(path: str | Path) -> Path:

@@ -24,8 +24,7 @@ def cas_reference(img: np.ndarray, sharpness: float) -> np.ndarray:
     """AMD's CasFilter (CAS_BETTER_DIAGONALS, CAS_SLOW) written pixel-literally in float64."""
     x = np.pad(img.astype(np.float64) / 255, ((1, 1), (1, 1), (0, 0)), mode="edge")
     h, w = img.shape[:2]
-    a, b, c, d, e, f, g, hh, i = (x[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-                                  for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    a, b, c, d, e, f, g, hh, i = (x[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] for dy in (-1, 0, 1) for dx in (-1, 0, 1))
     mn = np.minimum.reduce([d, e, f, b, hh])
     mn = mn + np.minimum.reduce([mn, a, c, g, i])
     mx = np.maximum.reduce([d, e, f, b, hh])
@@ -72,8 +71,7 @@ def test_cas_sharpness_raises_the_effect() -> None:
 def test_unsharp_mask_amount_zero_is_identity_and_amount_scales_the_effect() -> None:
     img = textured()
     assert np.array_equal(unsharp_mask(img, amount=0.0), img)
-    small, large = (np.abs(unsharp_mask(img, amount=a).astype(int) - img).mean()
-                    for a in (0.5, 2.0))
+    small, large = (np.abs(unsharp_mask(img, amount=a).astype(int) - img).mean() for a in (0.5, 2.0))
     assert large > 2 * small
 
 
@@ -84,9 +82,14 @@ def test_unsharp_mask_threshold_leaves_low_contrast_noise_alone() -> None:
     assert np.array_equal(unsharp_mask(noisy, amount=2.0, threshold=6), noisy)
 
 
-@pytest.mark.parametrize("call", [lambda img: cas(img, sharpness=1.5),
-                                  lambda img: unsharp_mask(img, sigma=0.0),
-                                  lambda img: unsharp_mask(img, amount=-1.0)])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda img: cas(img, sharpness=1.5),
+        lambda img: unsharp_mask(img, sigma=0.0),
+        lambda img: unsharp_mask(img, amount=-1.0),
+    ],
+)
 def test_out_of_range_parameters_are_refused(call) -> None:
     with pytest.raises(VcamError):
         call(textured())

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import frame_index
+
 from vcam.camera import CameraSource, open_source
 from vcam.errors import SourceError
 

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import cv2
+import onnx_models
 import pytest
 from typer.testing import CliRunner
 
-import onnx_models
 from vcam.cli import app
 from vcam.doctor import run_checks
 from vcam.virtualcam import find_device
@@ -37,17 +37,28 @@ def assert_one_line_error(result, *fragments: str) -> None:
 
 
 def test_start_runs_a_clip_to_the_null_sink(clip: Path, sharpen_model: Path) -> None:
-    result = vcam("start", "--model", sharpen_model, "--source", clip, "--sink", "null",
-                  "--frames", 5)
+    result = vcam("start", "--model", sharpen_model, "--source", clip, "--sink", "null", "--frames", 5)
     assert result.exit_code == 0, result.output
     assert "stopped after 5 frames" in result.stderr
 
 
-def test_odd_width_works_end_to_end(textured_clip: Path, sharpen_model: Path,
-                                    tmp_path: Path) -> None:
+def test_odd_width_works_end_to_end(textured_clip: Path, sharpen_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    result = vcam("start", "--model", sharpen_model, "--source", textured_clip, "--sink", out,
-                  "--width", 641, "--height", 481, "--frames", 3)
+    result = vcam(
+        "start",
+        "--model",
+        sharpen_model,
+        "--source",
+        textured_clip,
+        "--sink",
+        out,
+        "--width",
+        641,
+        "--height",
+        481,
+        "--frames",
+        3,
+    )
     assert result.exit_code == 0, result.output
     ok, frame = cv2.VideoCapture(str(out)).read()
     assert ok and frame.shape == (480, 640, 3)
@@ -58,35 +69,39 @@ def test_version() -> None:
     assert result.exit_code == 0 and result.stdout.startswith("vcam ")
 
 
-@pytest.mark.parametrize("make, fragment", [
-    (lambda p: p / "missing.onnx", "model file not found"),
-    (lambda p: (p / "text.onnx").write_text("hello") and p / "text.onnx", "not a readable ONNX"),
-    (lambda p: onnx_models.make_wrong_input_name_model(p / "m.onnx"), "named 'input'"),
-    (lambda p: onnx_models.make_int_input_model(p / "m.onnx"), "expected tensor(float)"),
-    (lambda p: onnx_models.make_wrong_rank_model(p / "m.onnx"), "expected [1,3,H,W]"),
-    (lambda p: onnx_models.make_static_shape_model(p / "m.onnx"), "dynamic H and W"),
-    (lambda p: onnx_models.make_wrong_channels_model(p / "m.onnx"), "expected 3 (RGB)"),
-    (lambda p: onnx_models.make_wrong_output_rank_model(p / "m.onnx"), "output 'output' has"),
-])
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda p: p / "missing.onnx", "model file not found"),
+        (lambda p: (p / "text.onnx").write_text("hello") and p / "text.onnx", "not a readable ONNX"),
+        (lambda p: onnx_models.make_wrong_input_name_model(p / "m.onnx"), "named 'input'"),
+        (lambda p: onnx_models.make_int_input_model(p / "m.onnx"), "expected tensor(float)"),
+        (lambda p: onnx_models.make_wrong_rank_model(p / "m.onnx"), "expected [1,3,H,W]"),
+        (lambda p: onnx_models.make_static_shape_model(p / "m.onnx"), "dynamic H and W"),
+        (lambda p: onnx_models.make_wrong_channels_model(p / "m.onnx"), "expected 3 (RGB)"),
+        (lambda p: onnx_models.make_wrong_output_rank_model(p / "m.onnx"), "output 'output' has"),
+    ],
+)
 def test_bad_models_are_one_line(make, fragment: str, clip: Path, tmp_path: Path) -> None:
     model = make(tmp_path)
-    assert_one_line_error(vcam("start", "--model", model, "--source", clip, "--sink", "null"),
-                          fragment)
+    assert_one_line_error(vcam("start", "--model", model, "--source", clip, "--sink", "null"), fragment)
 
 
-@pytest.mark.parametrize("extra, fragments", [
-    (["--source", "0"], ["no camera at 0", "--source FILE"]),
-    (["--source", "/dev/video5"], ["no camera at /dev/video5"]),
-    (["--source", "missing.mp4"], ["video file missing.mp4 not found"]),
-    (["--strength", "3"], ["--strength must be between 0 and 1"]),
-    (["--provider", "quantum"], ["unknown or unavailable provider 'quantum'", "cpu"]),
-    (["--width", "abc"], ["Invalid value for '--width'"]),
-    (["--sink", "speakers"], ["unknown --sink 'speakers'"]),
-    (["--sink", "virtualcam", "--device", "/dev/video99"], ["/dev/video99 does not exist"]),
-    (["--log-level", "loud"], ["unknown --log-level 'loud'"]),
-])
-def test_bad_input_is_one_line(extra: list[str], fragments: list[str], clip: Path,
-                               identity_model: Path) -> None:
+@pytest.mark.parametrize(
+    "extra, fragments",
+    [
+        (["--source", "0"], ["no camera at 0", "--source FILE"]),
+        (["--source", "/dev/video5"], ["no camera at /dev/video5"]),
+        (["--source", "missing.mp4"], ["video file missing.mp4 not found"]),
+        (["--strength", "3"], ["--strength must be between 0 and 1"]),
+        (["--provider", "quantum"], ["unknown or unavailable provider 'quantum'", "cpu"]),
+        (["--width", "abc"], ["Invalid value for '--width'"]),
+        (["--sink", "speakers"], ["unknown --sink 'speakers'"]),
+        (["--sink", "virtualcam", "--device", "/dev/video99"], ["/dev/video99 does not exist"]),
+        (["--log-level", "loud"], ["unknown --log-level 'loud'"]),
+    ],
+)
+def test_bad_input_is_one_line(extra: list[str], fragments: list[str], clip: Path, identity_model: Path) -> None:
     if "/dev/video5" in extra and os.path.exists("/dev/video5"):
         pytest.skip("this machine has a /dev/video5")
     args = ["start", "--model", identity_model, "--source", clip, "--sink", "null", *extra]
@@ -96,22 +111,18 @@ def test_bad_input_is_one_line(extra: list[str], fragments: list[str], clip: Pat
 def test_undecodable_video_is_one_line(tmp_path: Path, identity_model: Path) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00" * 4096)
-    assert_one_line_error(vcam("start", "--model", identity_model, "--source", junk),
-                          "cannot be decoded")
+    assert_one_line_error(vcam("start", "--model", identity_model, "--source", junk), "cannot be decoded")
 
 
-def test_missing_sharpcam_device_is_one_line_with_the_fix(clip: Path,
-                                                          identity_model: Path) -> None:
+def test_missing_sharpcam_device_is_one_line_with_the_fix(clip: Path, identity_model: Path) -> None:
     if sys.platform != "linux" or find_device() is not None:
         pytest.skip("needs Linux without a SharpCam device")
     result = vcam("start", "--model", identity_model, "--source", clip)
-    assert_one_line_error(result, "sudo modprobe v4l2loopback devices=1 card_label=SharpCam "
-                                  "exclusive_caps=1")
+    assert_one_line_error(result, "sudo modprobe v4l2loopback devices=1 card_label=SharpCam exclusive_caps=1")
 
 
 def test_bench_json_parses(identity_model: Path) -> None:
-    result = vcam("bench", "--model", identity_model, "--frames", 5, "--sizes", "64x48",
-                  "--json")
+    result = vcam("bench", "--model", identity_model, "--frames", 5, "--sizes", "64x48", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert [r["method"] for r in report["results"]] == ["model", "unsharp", "cas"]
@@ -123,8 +134,7 @@ def test_bench_json_parses(identity_model: Path) -> None:
 
 def test_bench_table_and_out_file(identity_model: Path, clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.md"
-    result = vcam("bench", "--model", identity_model, "--frames", 3, "--sizes", "32x24",
-                  "--source", clip, "--out", out)
+    result = vcam("bench", "--model", identity_model, "--frames", 3, "--sizes", "32x24", "--source", clip, "--out", out)
     assert result.exit_code == 0, result.output
     assert "| 32x24 | cas |" in result.stdout
     assert result.stdout.startswith("CPU: ")  # a speed table names its machine first
@@ -132,8 +142,7 @@ def test_bench_table_and_out_file(identity_model: Path, clip: Path, tmp_path: Pa
 
 
 def test_bench_bad_size_is_one_line(identity_model: Path) -> None:
-    assert_one_line_error(vcam("bench", "--model", identity_model, "--sizes", "720"),
-                          "bad size '720'")
+    assert_one_line_error(vcam("bench", "--model", identity_model, "--sizes", "720"), "bad size '720'")
 
 
 def test_devices_lists_what_exists() -> None:
@@ -150,8 +159,7 @@ def test_doctor_prints_a_fix_for_each_failure(identity_model: Path) -> None:
     assert any(line.startswith("✗ camera 9") and "--source FILE" in line for line in lines)
 
 
-def test_doctor_all_green_on_a_complete_setup(fake_sysfs, identity_model: Path,
-                                              clip: Path) -> None:
+def test_doctor_all_green_on_a_complete_setup(fake_sysfs, identity_model: Path, clip: Path) -> None:
     if sys.platform != "linux":
         pytest.skip("the v4l2loopback checks are Linux-only")
     fake_sysfs.add(10, "SharpCam")
@@ -162,21 +170,20 @@ def test_doctor_all_green_on_a_complete_setup(fake_sysfs, identity_model: Path,
 
 
 def run_vcam(*args: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "vcam", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vcam", *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def test_python_m_vcam_start_runs_and_exits_zero(clip: Path, identity_model: Path) -> None:
-    proc = run_vcam("start", "--model", identity_model, "--source", clip, "--sink", "null",
-                    "--frames", 5)
+    proc = run_vcam("start", "--model", identity_model, "--source", clip, "--sink", "null", "--frames", 5)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "stopped after 5 frames" in err
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signal_stops_a_running_start_cleanly(sig: int, clip: Path,
-                                              identity_model: Path) -> None:
+def test_signal_stops_a_running_start_cleanly(sig: int, clip: Path, identity_model: Path) -> None:
     proc = run_vcam("start", "--model", identity_model, "--source", clip, "--sink", "null")
     for line in proc.stderr:  # the pipeline is running once it logged its wiring
         if "-> null" in line:
@@ -202,8 +209,10 @@ def test_start_without_a_model_runs_the_tier_chosen_for_this_cpu(clip: Path) -> 
 
 
 def test_start_with_a_tier_and_a_model_is_one_line(clip: Path, identity_model: Path) -> None:
-    assert_one_line_error(vcam("start", "--model", identity_model, "--tier", "fast", "--source", clip),
-                          "--model and --tier both choose the model")
+    assert_one_line_error(
+        vcam("start", "--model", identity_model, "--tier", "fast", "--source", clip),
+        "--model and --tier both choose the model",
+    )
     assert_one_line_error(vcam("start", "--tier", "huge", "--source", clip), "unknown tier 'huge'")
 
 

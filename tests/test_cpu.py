@@ -14,8 +14,11 @@ def test_isa_class_is_the_most_capable_int8_instruction_set():
 
 
 def test_cpu_info_reads_model_and_flags(tmp_path: Path):
-    text = "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 80\nmodel name\t: AMD Ryzen 7 5800U\nflags\t\t: fpu sse2 avx avx2 fma\n\n" \
-           "processor\t: 1\nmodel name\t: AMD Ryzen 7 5800U\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    text = (
+        "processor\t: 0\ncpu family\t: 25\nmodel\t\t: 80\nmodel name\t: AMD Ryzen 7 5800U\n"
+        "flags\t\t: fpu sse2 avx avx2 fma\n\n"
+        "processor\t: 1\nmodel name\t: AMD Ryzen 7 5800U\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    )
     (tmp_path / "cpuinfo").write_text(text)
     info = cpu_info(tmp_path / "cpuinfo")
     assert info.model == "AMD Ryzen 7 5800U"

@@ -43,7 +43,9 @@ def test_degradation_strength_stays_in_a_webcam_range(clean):
     assert min(finite) > 14
 
 
-@pytest.mark.parametrize("kernel", [D._disk_kernel(2.3), D._linear_motion_kernel(9, 0.7), D._trajectory_kernel(11, np.random.default_rng(0))])
+@pytest.mark.parametrize(
+    "kernel", [D._disk_kernel(2.3), D._linear_motion_kernel(9, 0.7), D._trajectory_kernel(11, np.random.default_rng(0))]
+)
 def test_blur_kernels_preserve_brightness(kernel):
     assert kernel.sum() == pytest.approx(1.0, abs=1e-5)
     assert (kernel >= 0).all()

@@ -4,6 +4,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from distill_fixtures import TINY_STUDENT, tiny_config
 
 from distill.data import to_tensor_batch
 from distill.evaluate import evaluate, speed, to_markdown
@@ -11,7 +12,6 @@ from distill.export import export_onnx, int16_overflows, onnx_session, quantize_
 from distill.metrics import psnr
 from distill.qat import QatConfig, finetune, unfold
 from distill.train import TrainingError, load_checkpoint, model_from_checkpoint, train
-from distill_fixtures import TINY_STUDENT, tiny_config
 from vcam.sharpen import Sharpener
 
 
@@ -19,7 +19,11 @@ from vcam.sharpen import Sharpener
 def checkpoints(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("export")
     teacher = train(tiny_config(tmp, steps=30, out=str(tmp / "teacher")))
-    student = train(tiny_config(tmp, kind="student", model=dict(TINY_STUDENT), steps=30, out=str(tmp / "student"), teacher=str(teacher)))
+    student = train(
+        tiny_config(
+            tmp, kind="student", model=dict(TINY_STUDENT), steps=30, out=str(tmp / "student"), teacher=str(teacher)
+        )
+    )
     return tmp, teacher, student
 
 
@@ -49,8 +53,9 @@ def test_export_records_the_runs_own_training_and_validation_facts(checkpoints, 
     training = json.loads(meta["vcam.training"])
     assert training["steps"] == 30 and training["teacher"] is True and training["w_kd"] == 1.0
     assert training["train_dir"] == str(tmp / "train") and training["minutes"] >= 0
-    last = [json.loads(row) for row in (student.parent / "metrics.jsonl").read_text().splitlines()
-            if "val_psnr" in row][-1]
+    last = [
+        json.loads(row) for row in (student.parent / "metrics.jsonl").read_text().splitlines() if "val_psnr" in row
+    ][-1]
     validation = json.loads(meta["vcam.validation"])
     assert validation["step"] == last["step"] == 30 and validation["set"] == str(tmp / "val")
     assert validation["psnr"] == round(last["val_psnr"], 3)
@@ -148,8 +153,15 @@ def test_speed_table_times_each_model_and_the_baselines(checkpoints, tmp_path):
     assert list(rows) == ["student", "unsharp mask", "CAS"]
     for row in rows.values():
         assert 0 < row["infer_p50"] <= row["e2e_p50"] <= row["e2e_p95"]
-    md = to_markdown({"val_dir": "v", "images": 1, "methods": {"degraded input": {"psnr": 20, "psnr_y": 21, "ssim": 0.5}},
-                      "vs_teacher": {}, "speed": timed})
+    md = to_markdown(
+        {
+            "val_dir": "v",
+            "images": 1,
+            "methods": {"degraded input": {"psnr": 20, "psnr_y": 21, "ssim": 0.5}},
+            "vs_teacher": {},
+            "speed": timed,
+        }
+    )
     assert "| student |" in md.split("Speed")[1] and timed["cpu"]["isa"] in md.split("Speed")[1]
 
 
@@ -175,9 +187,11 @@ def _conv_model(path, weight: np.ndarray) -> None:
     k, c = weight.shape[:2]
     graph = helper.make_graph(
         [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["y"])],
-        "conv", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, c, 8, 8])],
+        "conv",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, c, 8, 8])],
         [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, k, 8, 8])],
-        [numpy_helper.from_array(weight.astype(np.float32), "w")])
+        [numpy_helper.from_array(weight.astype(np.float32), "w")],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
@@ -197,8 +211,16 @@ def test_int16_overflow_check_reads_the_quantised_weights(tmp_path, reduce_range
         def get_next(self):
             return next(self.items, None)
 
-    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
-                    per_channel=True, reduce_range=reduce_range, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    quantize_static(
+        str(tmp_path / "f.onnx"),
+        str(tmp_path / "q.onnx"),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        per_channel=True,
+        reduce_range=reduce_range,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+    )
     problems = int16_overflows(onnx.load(str(tmp_path / "q.onnx")))
     if reduce_range:
         assert problems == []
@@ -211,8 +233,18 @@ def test_qat_keeps_the_student_and_its_int8_export_close(checkpoints, tmp_path):
     passes the overflow check and still computes the float network's picture."""
     tmp, _, student = checkpoints
     cfg = tiny_config(tmp)
-    qcfg = QatConfig(train_dir=cfg.train_dir, val_dir=cfg.val_dir, calib_dir=cfg.train_dir, cache=cfg.cache,
-                     crop=32, pool=32, batch=4, steps=30, lr=1e-4, calib_images=4)
+    qcfg = QatConfig(
+        train_dir=cfg.train_dir,
+        val_dir=cfg.val_dir,
+        calib_dir=cfg.train_dir,
+        cache=cfg.cache,
+        crop=32,
+        pool=32,
+        batch=4,
+        steps=30,
+        lr=1e-4,
+        calib_images=4,
+    )
     scores = finetune(student, tmp_path / "q.pt", qcfg)
     assert set(scores) == {"float", "int8_before", "int8_after"}
     assert abs(scores["int8_after"] - scores["float"]) < 1.0  # a tiny fine-tune does not wreck it

@@ -17,8 +17,7 @@ def test_an_odd_sized_frame_loses_its_last_row_and_column() -> None:
     frame = smooth(481, 641)
     yuv = to_i420(frame)
     assert yuv.shape == (720, 640) and size(yuv) == (640, 480)
-    assert np.array_equal(yuv, cv2.cvtColor(np.ascontiguousarray(frame[:480, :640]),
-                                            cv2.COLOR_BGR2YUV_I420))
+    assert np.array_equal(yuv, cv2.cvtColor(np.ascontiguousarray(frame[:480, :640]), cv2.COLOR_BGR2YUV_I420))
 
 
 def test_the_buffer_is_reused_only_when_it_fits() -> None:
@@ -43,7 +42,7 @@ def test_planes_are_writable_views_of_the_frame(height: int) -> None:
     yuv = to_i420(smooth(height, 96))
     y, u, v = planes(yuv)
     v[:] = 7
-    assert (yuv.reshape(-1)[-v.size:] == 7).all()
+    assert (yuv.reshape(-1)[-v.size :] == 7).all()
     assert np.shares_memory(u, yuv) and y.base is yuv
     assert y.size + u.size + v.size == yuv.size
 
@@ -56,10 +55,17 @@ def test_on_luma_changes_y_and_copies_chroma() -> None:
     assert on_luma(cv2.bitwise_not, yuv, out) is out
 
 
-@pytest.mark.parametrize("array", [np.zeros((48, 64, 3), np.uint8), np.zeros((47, 64), np.uint8),
-                                   np.zeros((72, 63), np.uint8), np.zeros((72, 64), np.float32),
-                                   np.zeros((1, 64), np.uint8)],
-                         ids=["bgr", "rows not 3H/2", "odd width", "float", "too small"])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.zeros((48, 64, 3), np.uint8),
+        np.zeros((47, 64), np.uint8),
+        np.zeros((72, 63), np.uint8),
+        np.zeros((72, 64), np.float32),
+        np.zeros((1, 64), np.uint8),
+    ],
+    ids=["bgr", "rows not 3H/2", "odd width", "float", "too small"],
+)
 def test_what_is_not_an_i420_frame_is_refused(array: np.ndarray) -> None:
     with pytest.raises(VcamError, match="expected an I420 frame"):
         size(array)

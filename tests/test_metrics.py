@@ -15,7 +15,9 @@ def pair():
 
 def test_ssim_matches_scikit_image_gaussian_convention(pair):
     a, b = pair
-    ref = structural_similarity(a, b, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255)
+    ref = structural_similarity(
+        a, b, channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
     assert ssim(a, b) == pytest.approx(ref, abs=1e-6)
     assert ssim(a, a) == pytest.approx(1.0)
 

@@ -1,8 +1,8 @@
 import torch
+from distill_fixtures import TINY_STUDENT, TINY_TEACHER
 from torch import nn
 
 from distill.models import Student, StudentConfig, Teacher, TeacherConfig, build, describe
-from distill_fixtures import TINY_STUDENT, TINY_TEACHER
 
 
 def test_untrained_networks_are_the_identity():

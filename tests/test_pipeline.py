@@ -9,9 +9,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import onnx_models
 import pytest
 
-import onnx_models
 from vcam.camera import CameraSource, open_source
 from vcam.errors import ModelError, SourceError, VcamError
 from vcam.frames import to_bgr, to_i420
@@ -41,9 +41,11 @@ class ModeSwitchingWebcam:
 
 @pytest.mark.parametrize("width, height", [(641, 481), (3, 3)])  # 3x3: 2x2 once even
 def test_odd_size_clip_through_model_and_temporal_to_null_sink(
-        textured_clip: Path, sharpen_model: Path, width: int, height: int) -> None:
-    with open_pipeline(str(textured_clip), sharpen_model, "null", width=width, height=height,
-                       status_interval=None) as pipeline:
+    textured_clip: Path, sharpen_model: Path, width: int, height: int
+) -> None:
+    with open_pipeline(
+        str(textured_clip), sharpen_model, "null", width=width, height=height, status_interval=None
+    ) as pipeline:
         assert pipeline.run(max_frames=5) == 5
         assert pipeline.sink.frames_sent == 5
         times = pipeline.times.percentiles()
@@ -52,11 +54,11 @@ def test_odd_size_clip_through_model_and_temporal_to_null_sink(
     assert times["e2e"]["p50"] >= times["infer"]["p50"]
 
 
-def test_odd_size_clip_to_a_video_file(textured_clip: Path, sharpen_model: Path,
-                                       tmp_path: Path) -> None:
+def test_odd_size_clip_to_a_video_file(textured_clip: Path, sharpen_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    with open_pipeline(str(textured_clip), sharpen_model, str(out), width=641, height=481,
-                       status_interval=None) as pipeline:
+    with open_pipeline(
+        str(textured_clip), sharpen_model, str(out), width=641, height=481, status_interval=None
+    ) as pipeline:
         pipeline.run(max_frames=4)
     capture = cv2.VideoCapture(str(out))
     ok, frame = capture.read()
@@ -65,28 +67,43 @@ def test_odd_size_clip_to_a_video_file(textured_clip: Path, sharpen_model: Path,
 
 
 def test_identity_model_without_smoothing_publishes_the_camera_frame(
-        textured_clip: Path, tmp_path: Path, fake_sysfs, memory_backend) -> None:
+    textured_clip: Path, tmp_path: Path, fake_sysfs, memory_backend
+) -> None:
     device = fake_sysfs.add(10, "SharpCam")
     zero = onnx_models.make_luma8_model(tmp_path / "zero.onnx", amount=0.0)  # residual 0
-    with open_pipeline(str(textured_clip), zero, "virtualcam", width=641, height=481,
-                       ema=0.0, status_interval=None, backend="memory",
-                       root=fake_sysfs.root) as pipeline:
+    with open_pipeline(
+        str(textured_clip),
+        zero,
+        "virtualcam",
+        width=641,
+        height=481,
+        ema=0.0,
+        status_interval=None,
+        backend="memory",
+        root=fake_sysfs.root,
+    ) as pipeline:
         pipeline.run(max_frames=3)
     capture = cv2.VideoCapture(str(textured_clip))
-    clip_frames = [to_i420(cv2.resize(capture.read()[1], (641, 481),
-                                      interpolation=cv2.INTER_AREA)) for _ in range(8)]
+    clip_frames = [to_i420(cv2.resize(capture.read()[1], (641, 481), interpolation=cv2.INTER_AREA)) for _ in range(8)]
     sent = memory_backend.frames[device]
     assert len(sent) == 3
     for published in sent:
         assert any(np.array_equal(published, frame) for frame in clip_frames)
 
 
-def test_sharpen_model_raises_edge_energy(textured_clip: Path, sharpen_model: Path,
-                                          fake_sysfs, memory_backend) -> None:
+def test_sharpen_model_raises_edge_energy(textured_clip: Path, sharpen_model: Path, fake_sysfs, memory_backend) -> None:
     device = fake_sysfs.add(10, "SharpCam")
-    with open_pipeline(str(textured_clip), sharpen_model, "virtualcam", width=96, height=64,
-                       ema=0.0, status_interval=None, backend="memory",
-                       root=fake_sysfs.root) as pipeline:
+    with open_pipeline(
+        str(textured_clip),
+        sharpen_model,
+        "virtualcam",
+        width=96,
+        height=64,
+        ema=0.0,
+        status_interval=None,
+        backend="memory",
+        root=fake_sysfs.root,
+    ) as pipeline:
         pipeline.run(max_frames=2)
 
     def edges(img: np.ndarray) -> float:
@@ -99,7 +116,8 @@ def test_sharpen_model_raises_edge_energy(textured_clip: Path, sharpen_model: Pa
 
 
 def test_stops_within_a_second_and_a_second_start_reuses_the_device(
-        clip: Path, identity_model: Path, fake_sysfs, memory_backend) -> None:
+    clip: Path, identity_model: Path, fake_sysfs, memory_backend
+) -> None:
     fake_sysfs.add(10, "SharpCam")
     options = dict(status_interval=None, backend="memory", root=fake_sysfs.root)
     for _ in range(2):  # the second start fails with "busy" unless the first released it
@@ -115,13 +133,11 @@ def test_stops_within_a_second_and_a_second_start_reuses_the_device(
             assert not runner.is_alive()
 
 
-def test_a_camera_mode_change_flows_through(identity_model: Path, fake_sysfs,
-                                            memory_backend) -> None:
+def test_a_camera_mode_change_flows_through(identity_model: Path, fake_sysfs, memory_backend) -> None:
     device = fake_sysfs.add(10, "SharpCam")
     source = CameraSource(ModeSwitchingWebcam(), "camera 0", fps=1000, paced=True)
     sink = VirtualCamSink(*source.size, 1000, backend="memory", root=fake_sysfs.root)
-    with Pipeline(source, Sharpener(identity_model), TemporalFilter(), sink,
-                  status_interval=None) as pipeline:
+    with Pipeline(source, Sharpener(identity_model), TemporalFilter(), sink, status_interval=None) as pipeline:
         assert pipeline.run(max_frames=8) == 8  # frames 5.. are 80x60: temporal state resets
     assert {frame.shape for frame in memory_backend.frames[device]} == {(72, 64)}
 
@@ -130,8 +146,9 @@ def test_a_failing_stage_becomes_one_line(clip: Path, identity_model: Path) -> N
     def broken_temporal(frame: np.ndarray, sharp: np.ndarray) -> np.ndarray:
         raise ValueError("boom\nsecond line")
 
-    with Pipeline(open_source(str(clip)), Sharpener(identity_model), broken_temporal, NullSink(),
-                  status_interval=None) as pipeline:
+    with Pipeline(
+        open_source(str(clip)), Sharpener(identity_model), broken_temporal, NullSink(), status_interval=None
+    ) as pipeline:
         with pytest.raises(VcamError, match="^temporal stage failed: ValueError: boom$"):
             pipeline.run(max_frames=1)
 
@@ -141,11 +158,9 @@ def test_bad_model_is_reported_before_the_camera_opens(tmp_path: Path) -> None:
         open_pipeline(str(tmp_path / "missing.avi"), tmp_path / "missing.onnx", "null")
 
 
-def test_a_failing_sink_releases_the_camera(clip: Path, identity_model: Path,
-                                            fake_sysfs, memory_backend) -> None:
+def test_a_failing_sink_releases_the_camera(clip: Path, identity_model: Path, fake_sysfs, memory_backend) -> None:
     with pytest.raises(VcamError, match="no v4l2loopback device labelled SharpCam"):
-        open_pipeline(str(clip), identity_model, "virtualcam", backend="memory",
-                      root=fake_sysfs.root)
+        open_pipeline(str(clip), identity_model, "virtualcam", backend="memory", root=fake_sysfs.root)
     # Nothing left holding the clip or a thread: a null-sink start right after works.
     with open_pipeline(str(clip), identity_model, "null", status_interval=None) as pipeline:
         assert pipeline.run(max_frames=1) == 1
@@ -157,8 +172,9 @@ def test_missing_source_is_a_source_error(tmp_path: Path, identity_model: Path) 
 
 
 @pytest.mark.parametrize("opencv_threads, inside", [(1, 1), (None, 3)])
-def test_opencv_threads_are_set_for_the_loop_and_set_back(clip: Path, identity_model: Path,
-                                                          opencv_threads, inside: int) -> None:
+def test_opencv_threads_are_set_for_the_loop_and_set_back(
+    clip: Path, identity_model: Path, opencv_threads, inside: int
+) -> None:
     seen = []
 
     def temporal(frame: np.ndarray, sharp: np.ndarray) -> np.ndarray:
@@ -168,8 +184,14 @@ def test_opencv_threads_are_set_for_the_loop_and_set_back(clip: Path, identity_m
     original = cv2.getNumThreads()
     cv2.setNumThreads(3)
     try:
-        with Pipeline(open_source(str(clip)), Sharpener(identity_model), temporal, NullSink(),
-                      status_interval=None, opencv_threads=opencv_threads) as pipeline:
+        with Pipeline(
+            open_source(str(clip)),
+            Sharpener(identity_model),
+            temporal,
+            NullSink(),
+            status_interval=None,
+            opencv_threads=opencv_threads,
+        ) as pipeline:
             pipeline.run(max_frames=2)
         assert seen == [inside, inside]
         assert cv2.getNumThreads() == 3
@@ -178,8 +200,7 @@ def test_opencv_threads_are_set_for_the_loop_and_set_back(clip: Path, identity_m
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux-only")
-def test_loop_thread_runs_on_the_sharpeners_caller_cpus_and_is_set_back(
-        clip: Path, identity_model: Path) -> None:
+def test_loop_thread_runs_on_the_sharpeners_caller_cpus_and_is_set_back(clip: Path, identity_model: Path) -> None:
     sharpener = Sharpener(identity_model)
     original = os.sched_getaffinity(0)
     sharpener.caller_cpus = frozenset({min(original)})
@@ -189,8 +210,7 @@ def test_loop_thread_runs_on_the_sharpeners_caller_cpus_and_is_set_back(
         seen.append(os.sched_getaffinity(0))
         return sharp
 
-    with Pipeline(open_source(str(clip)), sharpener, temporal, NullSink(),
-                  status_interval=None) as pipeline:
+    with Pipeline(open_source(str(clip)), sharpener, temporal, NullSink(), status_interval=None) as pipeline:
         pipeline.run(max_frames=2)
     assert seen == [{min(original)}] * 2
     assert os.sched_getaffinity(0) == original

@@ -6,9 +6,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
+import onnx_models
 import pytest
 
-import onnx_models
 import vcam.sharpen
 import vcam.tiers
 from vcam.errors import ModelError, VcamError
@@ -33,12 +33,12 @@ def with_extremes(height: int, width: int) -> np.ndarray:
     return frame
 
 
-def run_luma8(tmp_path: Path, frame: np.ndarray, size_multiple: int, height: int,
-              width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def run_luma8(
+    tmp_path: Path, frame: np.ndarray, size_multiple: int, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(output, the luma the model saw, its residual - 128) of a luma8 model (3x the Laplacian)
     on `frame`, whose picture is height x width."""
-    model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=3.0,
-                                         size_multiple=size_multiple)
+    model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=3.0, size_multiple=size_multiple)
     sharpener = Sharpener(model)
     out = sharpener(frame)
     luma = sharpener._io.input[0, 0, :height, :width].astype(int)
@@ -53,8 +53,9 @@ def edge_energy(img: np.ndarray) -> float:
 
 @pytest.mark.parametrize("threads", [None, 1])
 @pytest.mark.parametrize("size_multiple", [1, 8])
-def test_identity_model_returns_odd_sized_frame_exactly(tmp_path: Path, size_multiple: int,
-                                                         threads: int | None) -> None:
+def test_identity_model_returns_odd_sized_frame_exactly(
+    tmp_path: Path, size_multiple: int, threads: int | None
+) -> None:
     model = onnx_models.make_identity_model(tmp_path / "id.onnx", size_multiple=size_multiple)
     frame = np.random.default_rng(1).integers(0, 256, (481, 641, 3), dtype=np.uint8)
     sharpener = Sharpener(model, threads=threads)
@@ -120,7 +121,8 @@ def test_strength_blends_input_and_model_output(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("size_multiple", [1, 8])
 def test_luma8_model_sees_the_frames_luma_and_its_residual_is_added_to_each_channel(
-        tmp_path: Path, size_multiple: int) -> None:
+    tmp_path: Path, size_multiple: int
+) -> None:
     frame = with_extremes(61, 83)
     out, luma, residual = run_luma8(tmp_path, frame, size_multiple, 61, 83)
     assert np.array_equal(luma, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
@@ -142,8 +144,7 @@ def test_luma8_identity_returns_the_frame_and_strength_scales_the_residual(tmp_p
 
 
 @pytest.mark.parametrize("size_multiple", [1, 8])
-def test_luma8_on_i420_adds_the_residual_to_y_and_passes_chroma_through(
-        tmp_path: Path, size_multiple: int) -> None:
+def test_luma8_on_i420_adds_the_residual_to_y_and_passes_chroma_through(tmp_path: Path, size_multiple: int) -> None:
     bgr = with_extremes(62, 84)
     frame = to_i420(bgr)
     out, luma, residual = run_luma8(tmp_path, frame, size_multiple, 62, 84)
@@ -156,8 +157,7 @@ def test_luma8_on_i420_adds_the_residual_to_y_and_passes_chroma_through(
     assert np.array_equal(out[62:], frame[62:])  # U and V untouched
 
 
-def test_luma8_on_i420_at_strength_zero_or_with_a_zero_residual_returns_the_frame(
-        tmp_path: Path) -> None:
+def test_luma8_on_i420_at_strength_zero_or_with_a_zero_residual_returns_the_frame(tmp_path: Path) -> None:
     frame = to_i420(textured(50, 70))
     zero = onnx_models.make_luma8_model(tmp_path / "zero.onnx", amount=0.0)
     model = onnx_models.make_luma8_model(tmp_path / "luma8.onnx", amount=1.0)
@@ -187,14 +187,14 @@ def test_a_frame_that_is_neither_bgr_nor_i420_is_refused(tmp_path: Path, shape) 
 
 
 @pytest.mark.parametrize("strength", [1.0, 0.5])
-@pytest.mark.parametrize("frame", [with_extremes(61, 83), to_i420(with_extremes(62, 84)),
-                                   to_i420(with_extremes(64, 88))],
-                         ids=["bgr", "i420-padded", "i420-whole-blocks"])
-def test_a_packed_luma8_model_gives_what_the_unpacked_one_gives(tmp_path: Path, frame,
-                                                                strength: float) -> None:
+@pytest.mark.parametrize(
+    "frame",
+    [with_extremes(61, 83), to_i420(with_extremes(62, 84)), to_i420(with_extremes(64, 88))],
+    ids=["bgr", "i420-padded", "i420-whole-blocks"],
+)
+def test_a_packed_luma8_model_gives_what_the_unpacked_one_gives(tmp_path: Path, frame, strength: float) -> None:
     plain = onnx_models.make_luma8_model(tmp_path / "plain.onnx", amount=3.0, size_multiple=8)
-    packed = onnx_models.make_luma8_model(tmp_path / "packed.onnx", amount=3.0, size_multiple=8,
-                                          block=4)
+    packed = onnx_models.make_luma8_model(tmp_path / "packed.onnx", amount=3.0, size_multiple=8, block=4)
     sharpener = Sharpener(packed, strength=strength)
     out = sharpener(frame)
     assert sharpener._io.input.shape == (1, 16, 16, 22)  # 64x88 (padded), 4x4 blocks
@@ -203,13 +203,15 @@ def test_a_packed_luma8_model_gives_what_the_unpacked_one_gives(tmp_path: Path, 
     assert np.array_equal(out, expected)
 
 
-@pytest.mark.parametrize("meta, message", [
-    ({"vcam.luma8_block": "3"}, "vcam.size_multiple=4 is not a multiple of vcam.luma8_block=3"),
-    ({"vcam.luma8_block": "2"}, r"has 16 channels, expected 4 \(luma, vcam.io=luma8 in 2x2 blocks\)"),
-    ({"vcam.luma8_block": "two"}, "vcam.luma8_block='two' is not a positive integer"),
-])
-def test_a_luma8_block_that_does_not_fit_is_refused(tmp_path: Path, meta: dict,
-                                                     message: str) -> None:
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ({"vcam.luma8_block": "3"}, "vcam.size_multiple=4 is not a multiple of vcam.luma8_block=3"),
+        ({"vcam.luma8_block": "2"}, r"has 16 channels, expected 4 \(luma, vcam.io=luma8 in 2x2 blocks\)"),
+        ({"vcam.luma8_block": "two"}, "vcam.luma8_block='two' is not a positive integer"),
+    ],
+)
+def test_a_luma8_block_that_does_not_fit_is_refused(tmp_path: Path, meta: dict, message: str) -> None:
     path = onnx_models.make_luma8_model(tmp_path / "packed.onnx", size_multiple=4, block=4)
     model = onnx.load(str(path))
     onnx.helper.set_model_props(model, {p.key: p.value for p in model.metadata_props} | meta)
@@ -225,24 +227,24 @@ def test_strength_out_of_range_is_refused(tmp_path: Path, strength: float) -> No
         Sharpener(model, strength=strength)
 
 
-@pytest.mark.parametrize("maker, message", [
-    (onnx_models.make_wrong_input_name_model,
-     "model inputs are 'image', expected exactly one named 'input'"),
-    (onnx_models.make_wrong_rank_model,
-     r"input 'input' has shape \[3, 'H', 'W'\], expected \[1,3,H,W\]"),
-    (onnx_models.make_int_input_model,
-     r"input 'input' is tensor\(uint8\), expected tensor\(float\)"),
-    (onnx_models.make_wrong_channels_model, "input 'input' has 4 channels, expected 3"),
-    (onnx_models.make_static_shape_model, "fixed size 64x64, expected dynamic H and W"),
-    (onnx_models.make_wrong_output_rank_model, r"output 'output' has shape \[3, 'H', 'W'\]"),
-    (onnx_models.make_bad_size_multiple_model,
-     "vcam.size_multiple='four' is not a positive integer"),
-    (onnx_models.make_float_luma8_model,
-     r"input 'input' is tensor\(float\), expected tensor\(uint8\) \(luma, vcam.io=luma8\)"),
-    (onnx_models.make_unknown_io_model, "metadata vcam.io='yuv' is not one of rgb, luma8"),
-])
-def test_contract_breaking_model_is_refused_in_one_line(tmp_path: Path, maker,
-                                                         message: str) -> None:
+@pytest.mark.parametrize(
+    "maker, message",
+    [
+        (onnx_models.make_wrong_input_name_model, "model inputs are 'image', expected exactly one named 'input'"),
+        (onnx_models.make_wrong_rank_model, r"input 'input' has shape \[3, 'H', 'W'\], expected \[1,3,H,W\]"),
+        (onnx_models.make_int_input_model, r"input 'input' is tensor\(uint8\), expected tensor\(float\)"),
+        (onnx_models.make_wrong_channels_model, "input 'input' has 4 channels, expected 3"),
+        (onnx_models.make_static_shape_model, "fixed size 64x64, expected dynamic H and W"),
+        (onnx_models.make_wrong_output_rank_model, r"output 'output' has shape \[3, 'H', 'W'\]"),
+        (onnx_models.make_bad_size_multiple_model, "vcam.size_multiple='four' is not a positive integer"),
+        (
+            onnx_models.make_float_luma8_model,
+            r"input 'input' is tensor\(float\), expected tensor\(uint8\) \(luma, vcam.io=luma8\)",
+        ),
+        (onnx_models.make_unknown_io_model, "metadata vcam.io='yuv' is not one of rgb, luma8"),
+    ],
+)
+def test_contract_breaking_model_is_refused_in_one_line(tmp_path: Path, maker, message: str) -> None:
     model = maker(tmp_path / "broken.onnx")
     with pytest.raises(ModelError, match=message) as info:
         Sharpener(model)
@@ -264,9 +266,12 @@ def test_missing_model_file_says_how_to_fix(tmp_path: Path) -> None:
 
 def test_model_that_changes_the_frame_size_fails_with_a_model_error(tmp_path: Path) -> None:
     sharpener = Sharpener(onnx_models.make_downscale_model(tmp_path / "down.onnx"))
-    with pytest.raises(ModelError, match=r"failed on a 64x48 input: it returns "
-                                         r"\[1, 3, 24, 32\] for input \[1, 3, 48, 64\]; "
-                                         r"the model must keep H and W"):
+    with pytest.raises(
+        ModelError,
+        match=r"failed on a 64x48 input: it returns "
+        r"\[1, 3, 24, 32\] for input \[1, 3, 48, 64\]; "
+        r"the model must keep H and W",
+    ):
         sharpener(textured(48, 64))
 
 
@@ -283,8 +288,11 @@ def test_automatic_provider_choice_includes_cpu(tmp_path: Path) -> None:
 
 def test_unknown_provider_lists_what_is_available(tmp_path: Path) -> None:
     model = onnx_models.make_identity_model(tmp_path / "id.onnx")
-    with pytest.raises(ModelError, match=r"unknown or unavailable provider 'warp-drive'; "
-                                         r"available here: .*cpu"):
+    with pytest.raises(
+        ModelError,
+        match=r"unknown or unavailable provider 'warp-drive'; "
+        r"available here: .*cpu",
+    ):
         Sharpener(model, provider="warp-drive")
 
 
@@ -329,8 +337,9 @@ def test_output_buffer_is_reused_until_the_frame_size_changes(tmp_path: Path) ->
 
 
 def test_metadata_is_read_and_missing_size_multiple_means_any_size(tmp_path: Path) -> None:
-    model = onnx_models.make_identity_model(tmp_path / "id.onnx", size_multiple=None,
-                                            metadata={"vcam.version": "1.2.3"})
+    model = onnx_models.make_identity_model(
+        tmp_path / "id.onnx", size_multiple=None, metadata={"vcam.version": "1.2.3"}
+    )
     sharpener = Sharpener(model)
     assert sharpener.metadata["vcam.name"] == "identity"
     assert sharpener.metadata["vcam.version"] == "1.2.3"
@@ -339,8 +348,7 @@ def test_metadata_is_read_and_missing_size_multiple_means_any_size(tmp_path: Pat
     assert sharpener(textured(47, 63)).shape == (47, 63, 3)
 
 
-def test_tier_paths_point_to_shipped_weights_or_say_use_model(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tier_paths_point_to_shipped_weights_or_say_use_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     package_dirs = {"vcam.weights": tmp_path}
     monkeypatch.setattr(vcam.tiers.importlib.resources, "files", package_dirs.__getitem__)
     with pytest.raises(ModelError, match="the default tier is not installed.*pass --model PATH"):
@@ -349,8 +357,7 @@ def test_tier_paths_point_to_shipped_weights_or_say_use_model(
     assert tier_path("default") == tmp_path / "student.onnx"
 
 
-def test_models_from_an_uninstalled_source_tree_say_install_or_use_model(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_from_an_uninstalled_source_tree_say_install_or_use_model(monkeypatch: pytest.MonkeyPatch) -> None:
     def not_installed(package: str):
         raise ModuleNotFoundError(f"No module named {package!r}")
 

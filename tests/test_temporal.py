@@ -19,8 +19,7 @@ def run(filt: TemporalFilter, frames: list[np.ndarray], sharpen=lambda f: f) -> 
     return [filt(frame, sharpen(frame)).copy() for frame in frames]
 
 
-@pytest.mark.parametrize("sharpen", [lambda f: f, sharpen_y],
-                         ids=["identity-model", "noise-amplifying-model"])
+@pytest.mark.parametrize("sharpen", [lambda f: f, sharpen_y], ids=["identity-model", "noise-amplifying-model"])
 @pytest.mark.parametrize("noise", [6.0, 10.0])
 def test_flicker_halves_while_moving_content_keeps_its_psnr(sharpen, noise: float) -> None:
     noisy, truth = synthetic_sequence(frames=30, noise=noise, speed=(2, 1))
@@ -112,12 +111,16 @@ def test_strength_out_of_range_is_refused(strength: float) -> None:
         TemporalFilter(strength)
 
 
-@pytest.mark.parametrize("frame_in, frame_sharp, message", [
-    (np.zeros((12, 8), np.uint8), np.zeros((12, 10), np.uint8), "two I420 frames of one size"),
-    (np.zeros((12, 8), np.uint8), np.zeros((12, 8), np.float32), "two I420 frames of one size"),
-    (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8), "expected an I420 frame"),
-    (np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8), "expected an I420 frame"),
-], ids=["sizes differ", "float frame", "bgr frames", "grey frames"])
+@pytest.mark.parametrize(
+    "frame_in, frame_sharp, message",
+    [
+        (np.zeros((12, 8), np.uint8), np.zeros((12, 10), np.uint8), "two I420 frames of one size"),
+        (np.zeros((12, 8), np.uint8), np.zeros((12, 8), np.float32), "two I420 frames of one size"),
+        (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint8), "expected an I420 frame"),
+        (np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8), "expected an I420 frame"),
+    ],
+    ids=["sizes differ", "float frame", "bgr frames", "grey frames"],
+)
 def test_frames_that_do_not_match_are_refused(frame_in, frame_sharp, message: str) -> None:
     with pytest.raises(VcamError, match=message):
         TemporalFilter()(frame_in, frame_sharp)

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from distill_fixtures import TINY_STUDENT, tiny_config, write_images
 
 from distill.data import DataError, make_pool, to_tensor_batch, write_atomically
 from distill.train import TrainConfig, TrainingError, ema_decay, load_checkpoint, model_from_checkpoint, train
-from distill_fixtures import TINY_STUDENT, tiny_config, write_images
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -62,14 +62,25 @@ def test_teacher_training_lowers_the_loss(tmp_path):
 
 def test_student_alone_and_distilled_both_learn(tmp_path):
     teacher = train(tiny_config(tmp_path, steps=60, out=str(tmp_path / "teacher")))
-    plain = tiny_config(tmp_path, kind="student", model=dict(TINY_STUDENT), steps=300, lr=1e-3, eval_every=1000, out=str(tmp_path / "plain"))
+    plain = tiny_config(
+        tmp_path,
+        kind="student",
+        model=dict(TINY_STUDENT),
+        steps=300,
+        lr=1e-3,
+        eval_every=1000,
+        out=str(tmp_path / "plain"),
+    )
     distilled = replace(plain, out=str(tmp_path / "kd"), teacher=str(teacher))
     assert pool_l1(model_from_checkpoint(train(plain)), plain) < 0.99 * pool_l1(torch.nn.Identity(), plain)
     train(distilled)
     rows = [json.loads(line) for line in (tmp_path / "kd" / "metrics.jsonl").read_text().splitlines() if "loss" in line]
     assert {"loss_gt", "loss_kd", "loss_feat"} <= set(rows[0])
     # The distillation objective itself goes down: imitating the teacher's output and features.
-    first, final = (np.mean([r[k] for r in rows[:3]]) for k in ("loss_kd", "loss_feat")), (np.mean([r[k] for r in rows[-3:]]) for k in ("loss_kd", "loss_feat"))
+    first, final = (
+        (np.mean([r[k] for r in rows[:3]]) for k in ("loss_kd", "loss_feat")),
+        (np.mean([r[k] for r in rows[-3:]]) for k in ("loss_kd", "loss_feat")),
+    )
     for before, after in zip(first, final):
         assert after < 0.9 * before
     assert list((tmp_path / "cache").glob("teacher-*.pt")), "teacher targets are cached"
@@ -124,17 +135,44 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, caplog):
 def _cli(tmp_path, *extra, steps=400):
     cfg = tiny_config(tmp_path)
     return [
-        "train", "--kind", "teacher", "--model", json.dumps(cfg.model), "--train-dir", cfg.train_dir,
-        "--val-dir", cfg.val_dir, "--cache", cfg.cache, "--crop", "32", "--pool", "32", "--batch", "4",
-        "--steps", str(steps), "--eval-every", "1000", "--ema", "0", "--threads", "1", *extra,
+        "train",
+        "--kind",
+        "teacher",
+        "--model",
+        json.dumps(cfg.model),
+        "--train-dir",
+        cfg.train_dir,
+        "--val-dir",
+        cfg.val_dir,
+        "--cache",
+        cfg.cache,
+        "--crop",
+        "32",
+        "--pool",
+        "32",
+        "--batch",
+        "4",
+        "--steps",
+        str(steps),
+        "--eval-every",
+        "1000",
+        "--ema",
+        "0",
+        "--threads",
+        "1",
+        *extra,
     ]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=100000)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=100000)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     metrics = out / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
@@ -145,15 +183,23 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
     assert "Traceback" not in err and "run the same command to resume" in err
     step = load_checkpoint(out / "last.pt")["step"]
     assert step >= 10
-    done = subprocess.run([sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=step + 5)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=step + 5)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert load_checkpoint(out / "last.pt")["step"] == step + 5
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "distill", "train", "--train-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "distill", "train", "--train-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().startswith("error:") and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
@@ -161,8 +207,23 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
 def test_torchrun_two_process_gloo(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                        "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=6)],
-                       capture_output=True, text=True, timeout=180, env=env, cwd=REPO)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "distill",
+            *_cli(tmp_path, "--out", str(out), steps=6),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=REPO,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert load_checkpoint(out / "last.pt")["step"] == 6

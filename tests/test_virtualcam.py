@@ -14,8 +14,15 @@ import pyvirtualcam
 from vcam import virtualcam
 from vcam.errors import DeviceError
 from vcam.frames import to_i420
-from vcam.virtualcam import (FileSink, NullSink, VirtualCamSink, exclusive_caps, find_device,
-                             list_loopback_devices, open_sink)
+from vcam.virtualcam import (
+    FileSink,
+    NullSink,
+    VirtualCamSink,
+    exclusive_caps,
+    find_device,
+    list_loopback_devices,
+    open_sink,
+)
 
 
 def noise(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -27,8 +34,7 @@ def test_loopback_devices_are_found_by_label_and_cameras_ignored(fake_sysfs) -> 
     fake_sysfs.add(0, "SharpCam", loopback=False)  # a real camera that happens to share the name
     fake_sysfs.add(4, "OBS Virtual Camera")
     sharpcam = fake_sysfs.add(10, "SharpCam")
-    assert [label for _, label in list_loopback_devices(fake_sysfs.root)] == \
-        ["OBS Virtual Camera", "SharpCam"]
+    assert [label for _, label in list_loopback_devices(fake_sysfs.root)] == ["OBS Virtual Camera", "SharpCam"]
     assert find_device("SharpCam", fake_sysfs.root) == sharpcam
     assert find_device("Nope", fake_sysfs.root) is None
 
@@ -60,8 +66,7 @@ def test_missing_sharpcam_device_gives_the_modprobe_fix(fake_sysfs, memory_backe
     assert "\n" not in message
 
 
-def test_frames_reach_the_sharpcam_device_as_i420_with_even_size(fake_sysfs,
-                                                                  memory_backend) -> None:
+def test_frames_reach_the_sharpcam_device_as_i420_with_even_size(fake_sysfs, memory_backend) -> None:
     device = fake_sysfs.add(10, "SharpCam")
     frame = noise(641, 481)
     assert frame.shape == (720, 640)
@@ -106,8 +111,7 @@ def test_busy_device_is_one_clear_error_and_close_frees_it(fake_sysfs, memory_ba
 
 def test_dead_device_stops_the_sink(fake_sysfs, memory_backend) -> None:
     device = fake_sysfs.add(10, "SharpCam")
-    with VirtualCamSink(64, 48, 1000, backend="memory", root=fake_sysfs.root,
-                        check_interval=0) as sink:
+    with VirtualCamSink(64, 48, 1000, backend="memory", root=fake_sysfs.root, check_interval=0) as sink:
         sink.send(noise(64, 48))
         os.remove(device)  # module unloaded: the node goes away, writes would fail silently
         with pytest.raises(DeviceError, match="disappeared"):
@@ -137,7 +141,8 @@ class Streamers:
 
 
 def test_restart_workaround_holds_an_output_streamer_and_closes_it_last(
-        fake_sysfs, memory_backend, monkeypatch) -> None:
+    fake_sysfs, memory_backend, monkeypatch
+) -> None:
     """v4l2loopback <= 0.12.7 lets the next writer in only once an opener that started the output
     stream has closed (module docstring; tests/e2e checks it against the real driver)."""
     fake_sysfs.add(10, "SharpCam")
@@ -147,8 +152,11 @@ def test_restart_workaround_holds_an_output_streamer_and_closes_it_last(
     monkeypatch.setattr(virtualcam, "_start_output_stream", streamers)
     seen_at_camera_close = []
     close_camera = memory_backend.close
-    monkeypatch.setattr(memory_backend, "close", lambda self: (
-        seen_at_camera_close.append(Streamers.is_open(streamers.calls[0][1])), close_camera(self)))
+    monkeypatch.setattr(
+        memory_backend,
+        "close",
+        lambda self: (seen_at_camera_close.append(Streamers.is_open(streamers.calls[0][1])), close_camera(self)),
+    )
 
     sink = VirtualCamSink(64, 48, 30, backend="v4l2loopback", root=fake_sysfs.root)
     assert [writers for writers, _ in streamers.calls] == [1]  # opened after the camera
@@ -159,8 +167,7 @@ def test_restart_workaround_holds_an_output_streamer_and_closes_it_last(
     sink.close()
 
 
-def test_a_device_left_stuck_by_an_earlier_writer_is_revived_first(
-        fake_sysfs, memory_backend, monkeypatch) -> None:
+def test_a_device_left_stuck_by_an_earlier_writer_is_revived_first(fake_sysfs, memory_backend, monkeypatch) -> None:
     fake_sysfs.add(10, "SharpCam")
     monkeypatch.setitem(pyvirtualcam.camera.BACKENDS, "v4l2loopback", memory_backend)
     stuck = 0x05200000  # what the real stuck device announces: read/write, streaming, no video

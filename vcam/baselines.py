@@ -11,16 +11,16 @@ import numpy as np
 from vcam.errors import VcamError
 
 
-def unsharp_mask(img: np.ndarray, amount: float = 1.0, sigma: float = 1.0,
-                 threshold: int = 0) -> np.ndarray:
+def unsharp_mask(img: np.ndarray, amount: float = 1.0, sigma: float = 1.0, threshold: int = 0) -> np.ndarray:
     """out = img + amount * (img - GaussianBlur(img, sigma)), saturated to uint8.
 
     Pixels whose detail |img - blur| is below `threshold` levels are left untouched, the classic
     way to keep unsharp masking from amplifying flat-area noise.
     """
     if amount < 0 or sigma <= 0 or threshold < 0:
-        raise VcamError(f"unsharp_mask needs amount >= 0, sigma > 0, threshold >= 0 "
-                        f"(got {amount}, {sigma}, {threshold})")
+        raise VcamError(
+            f"unsharp_mask needs amount >= 0, sigma > 0, threshold >= 0 (got {amount}, {sigma}, {threshold})"
+        )
     blurred = cv2.GaussianBlur(img, (0, 0), sigma)
     out = cv2.addWeighted(img, 1.0 + amount, blurred, -amount, 0.0)
     if threshold > 0:
@@ -56,10 +56,8 @@ def cas(img: np.ndarray, sharpness: float = 0.5) -> np.ndarray:
     # float32 in one pass; the rest works in 0..255 units (amp is scale-free, the "2" becomes
     # 510) with in-place ops, because at 720p every float32 temporary costs about 1 ms.
     border = {"borderType": cv2.BORDER_REPLICATE}
-    mn = cv2.add(cv2.erode(img, _CROSS, **border), cv2.erode(img, _SQUARE, **border),
-                 dtype=cv2.CV_32F)
-    mx = cv2.add(cv2.dilate(img, _CROSS, **border), cv2.dilate(img, _SQUARE, **border),
-                 dtype=cv2.CV_32F)
+    mn = cv2.add(cv2.erode(img, _CROSS, **border), cv2.erode(img, _SQUARE, **border), dtype=cv2.CV_32F)
+    mx = cv2.add(cv2.dilate(img, _CROSS, **border), cv2.dilate(img, _SQUARE, **border), dtype=cv2.CV_32F)
     amp = np.subtract(np.float32(510), mx)
     np.minimum(amp, mn, out=amp)
     np.divide(amp, np.maximum(mx, np.float32(1e-3), out=mx), out=amp)

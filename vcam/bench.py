@@ -17,9 +17,9 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -30,7 +30,7 @@ from vcam.camera import CameraSource
 from vcam.cpu import cpu_info
 from vcam.errors import VcamError
 from vcam.frames import on_luma
-from vcam.pipeline import STAGES, Pipeline
+from vcam.pipeline import STAGES, Pipeline, Sharpen
 from vcam.sharpen import Sharpener
 from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter
 from vcam.virtualcam import NullSink
@@ -52,8 +52,7 @@ def parse_sizes(text: str) -> list[tuple[str, int, int]]:
         except ValueError:
             w = h = 0
         if w < 2 or h < 2:
-            raise VcamError(f"bad size {item!r} in --sizes — use 480p, 720p, 1080p or WxH like "
-                            "640x360")
+            raise VcamError(f"bad size {item!r} in --sizes — use 480p, 720p, 1080p or WxH like 640x360")
         sizes.append((item, w, h))
     if not sizes:
         raise VcamError("--sizes is empty — use e.g. 480p,720p,1080p")
@@ -64,13 +63,16 @@ def synthetic_scene(width: int, height: int) -> Callable[[int], np.ndarray]:
     """Frame i of a textured scene panning slowly with a bright block crossing it: detail for
     the sharpener, moving and static parts for the temporal filter, no file needed."""
     rng = np.random.default_rng(0)
-    texture = cv2.resize(rng.integers(0, 256, (height // 8 + 8, width // 8 + 8, 3), np.uint8),
-                         (width + 64, height + 64), interpolation=cv2.INTER_CUBIC)
+    texture = cv2.resize(
+        rng.integers(0, 256, (height // 8 + 8, width // 8 + 8, 3), np.uint8),
+        (width + 64, height + 64),
+        interpolation=cv2.INTER_CUBIC,
+    )
     block = max(2, width // 6)
 
     def frame_at(i: int) -> np.ndarray:
         pan = abs(i % 64 - 32)  # back and forth: no jump that would look like a scene cut
-        frame = texture[32:32 + height, pan:pan + width].copy()
+        frame = texture[32 : 32 + height, pan : pan + width].copy()
         x = (i * 4) % max(1, width - block)
         cv2.rectangle(frame, (x, height // 3), (x + block, 2 * height // 3), (230, 230, 230), -1)
         return frame
@@ -78,11 +80,9 @@ def synthetic_scene(width: int, height: int) -> Callable[[int], np.ndarray]:
     return frame_at
 
 
-def recorded_scene(recording: list[np.ndarray], width: int,
-                   height: int) -> Callable[[int], np.ndarray]:
+def recorded_scene(recording: list[np.ndarray], width: int, height: int) -> Callable[[int], np.ndarray]:
     """Frame i of a looping recording, scaled to width x height."""
-    return lambda i: cv2.resize(recording[i % len(recording)], (width, height),
-                                interpolation=cv2.INTER_AREA)
+    return lambda i: cv2.resize(recording[i % len(recording)], (width, height), interpolation=cv2.INTER_AREA)
 
 
 def file_frames(path: str, count: int = LOOP_FRAMES) -> list[np.ndarray]:
@@ -90,7 +90,7 @@ def file_frames(path: str, count: int = LOOP_FRAMES) -> list[np.ndarray]:
     if not Path(path).is_file():
         raise VcamError(f"--source {path} not found — use 'synthetic' or an existing video file")
     capture = cv2.VideoCapture(path)
-    frames = []
+    frames: list[np.ndarray] = []
     while len(frames) < count:
         ok, frame = capture.read()
         if not ok:
@@ -98,8 +98,7 @@ def file_frames(path: str, count: int = LOOP_FRAMES) -> list[np.ndarray]:
         frames.append(frame)
     capture.release()
     if not frames:
-        raise VcamError(f"--source {path} cannot be decoded — use 'synthetic' or a video OpenCV "
-                        "can read")
+        raise VcamError(f"--source {path} cannot be decoded — use 'synthetic' or a video OpenCV can read")
     return frames
 
 
@@ -129,7 +128,7 @@ class _Baseline:
         self._fn = fn
         self._out: np.ndarray | None = None
         self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-        self.caller_cpus = None  # no worker threads of its own
+        self.caller_cpus: frozenset[int] | None = None  # no worker threads of its own
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
@@ -155,18 +154,19 @@ class Result:
     non_inference_p50_ms: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self.non_inference_p50_ms = sum(self.stages[s]["p50"] for s in STAGES
-                                        if s not in ("infer", "e2e"))
+        self.non_inference_p50_ms = sum(self.stages[s]["p50"] for s in STAGES if s not in ("infer", "e2e"))
 
 
-def _measure(scene: Callable[[int], np.ndarray], sharpen: Callable, fps: float, count: int,
-             ema: float) -> tuple[dict, float, float, float, int]:
+def _measure(
+    scene: Callable[[int], np.ndarray], sharpen: Sharpen, fps: float, count: int, ema: float
+) -> tuple[dict, float, float, float, int]:
     source = CameraSource(_SceneCapture(scene), "bench scene", fps=fps, paced=True)
     temporal = TemporalFilter(ema)
     # Baselines leave the second core idle: they run with OpenCV's own threading (pipeline.py)
     opencv_threads = None if isinstance(sharpen, _Baseline) else 1
-    with Pipeline(source, sharpen, temporal, NullSink(), history=count, status_interval=None,
-                  opencv_threads=opencv_threads) as pipeline:
+    with Pipeline(
+        source, sharpen, temporal, NullSink(), history=count, status_interval=None, opencv_threads=opencv_threads
+    ) as pipeline:
         pipeline.run(max_frames=WARMUP_FRAMES)
         pipeline.times.clear()
         dropped0 = source.frames_dropped
@@ -175,8 +175,7 @@ def _measure(scene: Callable[[int], np.ndarray], sharpen: Callable, fps: float, 
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         stages = pipeline.times.percentiles()
     busy_ms = sum(stages[s]["p50"] for s in STAGES if s != "e2e")  # what one frame occupies
-    return (stages, count / wall, 1e3 / max(busy_ms, 1e-6), 100.0 * cpu / wall,
-            source.frames_dropped - dropped0)
+    return (stages, count / wall, 1e3 / max(busy_ms, 1e-6), 100.0 * cpu / wall, source.frames_dropped - dropped0)
 
 
 def _steady_state_malloc() -> None:
@@ -196,9 +195,15 @@ def _steady_state_malloc() -> None:
     libc.mallopt(m_trim_threshold, 64 << 20)
 
 
-def run_bench(model: str | Path, sizes: list[tuple[str, int, int]], frames: int = 100,
-              source: str = "synthetic", fps: float = 30.0, provider: str | None = None,
-              ema: float = DEFAULT_STRENGTH) -> dict:
+def run_bench(
+    model: str | Path,
+    sizes: list[tuple[str, int, int]],
+    frames: int = 100,
+    source: str = "synthetic",
+    fps: float = 30.0,
+    provider: str | None = None,
+    ema: float = DEFAULT_STRENGTH,
+) -> dict:
     """Measure the model and both baselines at every size; returns a JSON-ready report."""
     if frames < 1:
         raise VcamError(f"--frames must be at least 1 (got {frames})")
@@ -206,8 +211,7 @@ def run_bench(model: str | Path, sizes: list[tuple[str, int, int]], frames: int 
         raise VcamError(f"--fps must be positive (got {fps})")
     _steady_state_malloc()
     sharpener = Sharpener(model, provider)
-    methods: dict[str, Callable] = {"model": sharpener, "unsharp": _Baseline(unsharp_mask),
-                                    "cas": _Baseline(cas)}
+    methods: dict[str, Sharpen] = {"model": sharpener, "unsharp": _Baseline(unsharp_mask), "cas": _Baseline(cas)}
     recording = None if source == "synthetic" else file_frames(source)
     results, ratios = [], {}
     for label, w, h in sizes:
@@ -215,20 +219,29 @@ def run_bench(model: str | Path, sizes: list[tuple[str, int, int]], frames: int 
         e2e = {}
         for method, sharpen in methods.items():
             stages, out_fps, max_fps, cpu, dropped = _measure(scene, sharpen, fps, frames, ema)
-            results.append(Result(label, w, h, method, frames, stages, out_fps, max_fps, cpu,
-                                  dropped))
+            results.append(Result(label, w, h, method, frames, stages, out_fps, max_fps, cpu, dropped))
             e2e[method] = stages["e2e"]["p50"]
-        ratios[label] = {"model/unsharp": e2e["model"] / e2e["unsharp"],
-                         "model/cas": e2e["model"] / e2e["cas"]}
+        ratios[label] = {"model/unsharp": e2e["model"] / e2e["unsharp"], "model/cas": e2e["model"] / e2e["cas"]}
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other jobs skew timings
     return {
         "date": time.strftime("%Y-%m-%d %H:%M"),
-        "machine": {"cpu": cpu_info().as_dict(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(), "load_average_1m_at_end": load,
-                    "onnxruntime": ort.__version__, "opencv": cv2.__version__},
-        "model": {"path": str(model), "providers": sharpener.providers,
-                  **{k: v for k, v in sharpener.metadata.items() if k.startswith("vcam.")}},
-        "source": source, "target_fps": fps, "frames": frames, "warmup_frames": WARMUP_FRAMES,
+        "machine": {
+            "cpu": cpu_info().as_dict(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_1m_at_end": load,
+            "onnxruntime": ort.__version__,
+            "opencv": cv2.__version__,
+        },
+        "model": {
+            "path": str(model),
+            "providers": sharpener.providers,
+            **{k: v for k, v in sharpener.metadata.items() if k.startswith("vcam.")},
+        },
+        "source": source,
+        "target_fps": fps,
+        "frames": frames,
+        "warmup_frames": WARMUP_FRAMES,
         "results": [asdict(r) for r in results],
         "ratios_e2e_p50": ratios,
     }
@@ -256,11 +269,13 @@ def format_report(report: dict) -> str:
         "|---" * (len(STAGES) + 7) + "|",
     ]
     for r in report["results"]:
-        cells = [" / ".join(f"{r['stages'][s][q]:.2f}" for q in ("p50", "p95", "p99"))
-                 for s in STAGES]
-        lines.append(f"| {r['size']} | {r['method']} | " + " | ".join(cells) +
-                     f" | {r['non_inference_p50_ms']:.2f} | {r['fps']:.1f} | {r['max_fps']:.0f}"
-                     f" | {r['cpu_percent']:.0f}% | {r['dropped']} |")
+        cells = [" / ".join(f"{r['stages'][s][q]:.2f}" for q in ("p50", "p95", "p99")) for s in STAGES]
+        lines.append(
+            f"| {r['size']} | {r['method']} | "
+            + " | ".join(cells)
+            + f" | {r['non_inference_p50_ms']:.2f} | {r['fps']:.1f} | {r['max_fps']:.0f}"
+            f" | {r['cpu_percent']:.0f}% | {r['dropped']} |"
+        )
     lines += ["", "| size | e2e p50 model / unsharp | e2e p50 model / CAS |", "|---|---|---|"]
     for size, ratio in report["ratios_e2e_p50"].items():
         lines.append(f"| {size} | {ratio['model/unsharp']:.2f}x | {ratio['model/cas']:.2f}x |")

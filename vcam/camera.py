@@ -20,8 +20,9 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 # FFmpeg prints its own multi-line complaints about undecodable files; SourceError says it in one.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg starts
@@ -59,9 +60,17 @@ class CameraSource:
     The constructor waits for the first frame so a silent camera is reported at start.
     """
 
-    def __init__(self, capture: Capture, name: str, *, fps: float, paced: bool = False,
-                 resize: tuple[int, int] | None = None, loop: bool = False,
-                 timeout: float = FIRST_FRAME_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        capture: Capture,
+        name: str,
+        *,
+        fps: float,
+        paced: bool = False,
+        resize: tuple[int, int] | None = None,
+        loop: bool = False,
+        timeout: float = FIRST_FRAME_TIMEOUT_S,
+    ) -> None:
         self.name = name
         self.frames_read = 0
         self.frames_dropped = 0
@@ -79,17 +88,19 @@ class CameraSource:
         self._thread = threading.Thread(target=self._run, name=f"vcam-source[{name}]", daemon=True)
         self._thread.start()
         with self._cond:
-            started = self._cond.wait_for(lambda: self._slot is not None or self._error is not None,
-                                          timeout)
+            started = self._cond.wait_for(lambda: self._slot is not None or self._error is not None, timeout)
         if not started:
             self.close()  # outside the lock: the reader may need it to finish its last frame
-            raise SourceError(f"{name} opened but sent no frames within {timeout:g} s — it may "
-                              "be in use by another app (close it) or not support the requested "
-                              "--width/--height/--fps")
+            raise SourceError(
+                f"{name} opened but sent no frames within {timeout:g} s — it may "
+                "be in use by another app (close it) or not support the requested "
+                "--width/--height/--fps"
+            )
         if self._error is not None:
             self.close()
             raise self._error
-        self.size = (self._slot[0].shape[1], self._slot[0].shape[0])
+        assert self._slot is not None  # started, and no error
+        self.size: tuple[int, int] = (self._slot[0].shape[1], self._slot[0].shape[0])
         """(width, height) of the frames the source actually delivers."""
 
     def read(self, timeout: float) -> tuple[np.ndarray, float] | None:
@@ -105,8 +116,9 @@ class CameraSource:
             if self._slot is None:
                 silent = time.perf_counter() - self._last_frame_t
                 if silent > self._timeout:
-                    raise SourceError(f"{self.name} sent no frame for {silent:.1f} s — was it "
-                                      "unplugged or taken by another app?")
+                    raise SourceError(
+                        f"{self.name} sent no frame for {silent:.1f} s — was it unplugged or taken by another app?"
+                    )
                 return None
             item, self._slot = self._slot, None
             return item
@@ -155,9 +167,10 @@ class CameraSource:
             self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, frame = self._capture.read()
             if not ok:
-                raise SourceError(f"{self.name} stopped decoding after a loop — re-encode it "
-                                  "(e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)")
-        if not ok:
+                raise SourceError(
+                    f"{self.name} stopped decoding after a loop — re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
+                )
+        if not ok or frame is None:
             # A camera that has nothing right now: back off briefly; read() reports the silence.
             self._stop.wait(0.01)
             return None
@@ -166,8 +179,13 @@ class CameraSource:
         return frame
 
 
-def open_source(spec: str, width: int | None = None, height: int | None = None,
-                fps: float | None = None, timeout: float = FIRST_FRAME_TIMEOUT_S) -> CameraSource:
+def open_source(
+    spec: str,
+    width: int | None = None,
+    height: int | None = None,
+    fps: float | None = None,
+    timeout: float = FIRST_FRAME_TIMEOUT_S,
+) -> CameraSource:
     """Open `spec` — a webcam index ("0"), a device path ("/dev/video2") or a video file.
 
     A camera is asked for width x height at fps (it may pick its nearest mode); a file is
@@ -199,8 +217,9 @@ def _camera_index(spec: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _open_camera(index: int, spec: str, width: int | None, height: int | None,
-                 fps: float | None, timeout: float) -> CameraSource:
+def _open_camera(
+    index: int, spec: str, width: int | None, height: int | None, fps: float | None, timeout: float
+) -> CameraSource:
     name = f"camera {spec}"
     backend = cv2.CAP_V4L2 if sys.platform == "linux" else cv2.CAP_ANY
     with _quiet_opencv():
@@ -223,28 +242,42 @@ def _open_camera(index: int, spec: str, width: int | None, height: int | None,
 
 def _no_camera_message(spec: str) -> str:
     if sys.platform == "linux" and not glob.glob("/dev/video*"):
-        return (f"no camera at {spec}: this machine has no webcam at all (no /dev/video*) — "
-                "run on a video file instead with --source FILE")
-    return (f"no camera at {spec} — check it is plugged in and not used by another app, "
-            "list cameras with `vcam devices`, or use --source FILE")
+        return (
+            f"no camera at {spec}: this machine has no webcam at all (no /dev/video*) — "
+            "run on a video file instead with --source FILE"
+        )
+    return (
+        f"no camera at {spec} — check it is plugged in and not used by another app, "
+        "list cameras with `vcam devices`, or use --source FILE"
+    )
 
 
-def _open_file(path: Path, width: int | None, height: int | None,
-               timeout: float) -> CameraSource:
+def _open_file(path: Path, width: int | None, height: int | None, timeout: float) -> CameraSource:
     if not path.is_file():
-        raise SourceError(f"video file {path} not found — pass a webcam index (0), a device "
-                          "(/dev/video0) or an existing video file to --source")
+        raise SourceError(
+            f"video file {path} not found — pass a webcam index (0), a device "
+            "(/dev/video0) or an existing video file to --source"
+        )
     with _quiet_opencv():
         capture = cv2.VideoCapture(str(path))
         ok = capture.isOpened() and capture.grab()
     if not ok:
         capture.release()
-        raise SourceError(f"video file {path} cannot be decoded — use a video OpenCV can read "
-                          "(e.g. re-encode: ffmpeg -i IN -c:v libx264 OUT.mp4)")
+        raise SourceError(
+            f"video file {path} cannot be decoded — use a video OpenCV can read "
+            "(e.g. re-encode: ffmpeg -i IN -c:v libx264 OUT.mp4)"
+        )
     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
     resize = (width, height) if width and height else None
-    return CameraSource(capture, f"video file {path}", fps=_sane_fps(capture.get(cv2.CAP_PROP_FPS)),
-                        paced=True, resize=resize, loop=True, timeout=timeout)
+    return CameraSource(
+        capture,
+        f"video file {path}",
+        fps=_sane_fps(capture.get(cv2.CAP_PROP_FPS)),
+        paced=True,
+        resize=resize,
+        loop=True,
+        timeout=timeout,
+    )
 
 
 def _sane_fps(reported: float, fallback: float = 30.0) -> float:
@@ -253,8 +286,7 @@ def _sane_fps(reported: float, fallback: float = 30.0) -> float:
 
 
 def _linux_capture_indices() -> list[int]:
-    indices = sorted(int(m.group(1)) for p in glob.glob("/dev/video*")
-                     if (m := _DEVICE_PATH.match(p)))
+    indices = sorted(int(m.group(1)) for p in glob.glob("/dev/video*") if (m := _DEVICE_PATH.match(p)))
     return [i for i in indices if not _is_virtual(i)]
 
 

@@ -13,8 +13,9 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -29,8 +30,14 @@ log = logging.getLogger("vcam")
 class _OneLineErrors(TyperGroup):
     """Runs commands non-standalone so that errors of every kind end in the same one line."""
 
-    def main(self, args: Any = None, prog_name: str | None = None,
-             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+    def main(  # type: ignore[override]  # narrower than click's, which it only forwards to
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except VcamError as exc:
@@ -40,8 +47,9 @@ class _OneLineErrors(TyperGroup):
         except typer.Abort:
             code = 130
         except Exception as exc:  # noqa: BLE001 — even a bug reaches the user as one line
-            code = _fail(f"unexpected {type(exc).__name__}: {exc} — this is a bug, please report "
-                         "it with the command you ran", 1)
+            code = _fail(
+                f"unexpected {type(exc).__name__}: {exc} — this is a bug, please report it with the command you ran", 1
+            )
         if not standalone_mode:
             return code
         sys.exit(code if isinstance(code, int) else 0)
@@ -52,9 +60,13 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-app = typer.Typer(cls=_OneLineErrors, add_completion=False,
-                  pretty_exceptions_enable=False, rich_markup_mode=None,
-                  help="SharpCam: webcam -> sharpening CNN -> the 'SharpCam' virtual camera.")
+app = typer.Typer(
+    cls=_OneLineErrors,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="SharpCam: webcam -> sharpening CNN -> the 'SharpCam' virtual camera.",
+)
 
 
 def _version(value: bool) -> None:
@@ -64,9 +76,12 @@ def _version(value: bool) -> None:
 
 
 @app.callback(invoke_without_command=True)
-def main(ctx: typer.Context,
-         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                      help="Print the version and exit.")) -> None:
+def main(
+    ctx: typer.Context,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """SharpCam: webcam -> sharpening CNN -> the 'SharpCam' virtual camera."""
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
@@ -97,31 +112,44 @@ def _logging(level: str) -> Iterator[None]:
 
 @app.command()
 def start(
-    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the shipped tier that fits this CPU]."),
-    tier: Optional[str] = typer.Option(None, help="fast, default or hq: a shipped model [default: chosen by a calibration on this CPU]."),
+    model: Path | None = typer.Option(None, help="ONNX model [default: the shipped tier that fits this CPU]."),
+    tier: str | None = typer.Option(
+        None, help="fast, default or hq: a shipped model [default: chosen by a calibration on this CPU]."
+    ),
     source: str = typer.Option("0", help="Webcam index (0), device (/dev/video2) or video file."),
     sink: str = typer.Option("virtualcam", help="virtualcam, window, null or FILE.mp4/.avi."),
-    device: Optional[str] = typer.Option(None, help="v4l2loopback device [default: the one "
-                                                    "labelled SharpCam]."),
+    device: str | None = typer.Option(None, help="v4l2loopback device [default: the one labelled SharpCam]."),
     width: int = typer.Option(DEFAULT_WIDTH, help="Requested frame width."),
     height: int = typer.Option(DEFAULT_HEIGHT, help="Requested frame height."),
     fps: float = typer.Option(DEFAULT_FPS, help="Requested camera frame rate."),
     strength: float = typer.Option(1.0, help="0..1 blend of camera (0) and model output (1)."),
     ema: float = typer.Option(DEFAULT_STRENGTH, help="Temporal smoothing 0..1, 0 disables."),
     provider: str = typer.Option("auto", help="auto, cpu, cuda or tensorrt."),
-    frames: Optional[int] = typer.Option(None, help="Stop after N frames (demos, tests)."),
+    frames: int | None = typer.Option(None, help="Stop after N frames (demos, tests)."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the sharpened camera in the foreground until Ctrl+C / SIGTERM."""
     from vcam.pipeline import open_pipeline  # keeps `vcam --help` fast
 
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set())
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with _logging(log_level), open_pipeline(
-                source, model, sink, device=device, width=width, height=height, fps=fps,
-                strength=strength, ema=ema, provider=_provider(provider), tier=tier) as pipeline:
+        with (
+            _logging(log_level),
+            open_pipeline(
+                source,
+                model,
+                sink,
+                device=device,
+                width=width,
+                height=height,
+                fps=fps,
+                strength=strength,
+                ema=ema,
+                provider=_provider(provider),
+                tier=tier,
+            ) as pipeline,
+        ):
             count = pipeline.run(stop, frames)
             log.info("stopped after %d frames", count)
     finally:
@@ -131,8 +159,8 @@ def start(
 
 @app.command()
 def bench(
-    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the default tier]."),
-    tier: Optional[str] = typer.Option(None, help="fast, default or hq: a shipped model instead of --model."),
+    model: Path | None = typer.Option(None, help="ONNX model [default: the default tier]."),
+    tier: str | None = typer.Option(None, help="fast, default or hq: a shipped model instead of --model."),
     sizes: str = typer.Option("480p,720p,1080p", help="Comma list of 480p/720p/1080p/WxH."),
     frames: int = typer.Option(100, help="Measured frames per size and method."),
     source: str = typer.Option("synthetic", help="'synthetic' or a video file."),
@@ -140,7 +168,7 @@ def bench(
     provider: str = typer.Option("auto", help="auto, cpu, cuda or tensorrt."),
     ema: float = typer.Option(DEFAULT_STRENGTH, help="Temporal smoothing 0..1, 0 disables."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
-    out: Optional[Path] = typer.Option(None, help="Also write the report (.json or .md)."),
+    out: Path | None = typer.Option(None, help="Also write the report (.json or .md)."),
 ) -> None:
     """Latency per stage, throughput and CPU of the real pipeline vs unsharp mask and CAS."""
     from vcam.bench import format_report, parse_sizes, run_bench, write_report
@@ -148,8 +176,15 @@ def bench(
 
     if model is not None and tier is not None:
         raise VcamError("--model and --tier both choose the model — pass one of them")
-    report = run_bench(model if model is not None else tier_path(tier or "default"), parse_sizes(sizes),
-                       frames, source, fps, _provider(provider), ema)
+    report = run_bench(
+        model if model is not None else tier_path(tier or "default"),
+        parse_sizes(sizes),
+        frames,
+        source,
+        fps,
+        _provider(provider),
+        ema,
+    )
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
     if out is not None:
         write_report(report, out)
@@ -180,7 +215,7 @@ def devices() -> None:
 
 @app.command()
 def doctor(
-    model: Optional[Path] = typer.Option(None, help="ONNX model [default: the installed one]."),
+    model: Path | None = typer.Option(None, help="ONNX model [default: the installed one]."),
     source: str = typer.Option("0", help="Camera or file to check."),
 ) -> None:
     """Check everything `vcam start` needs; each failed check prints its fix."""

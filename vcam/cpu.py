@@ -47,7 +47,7 @@ def isa_class(flags: set[str], machine: str) -> str:
 
 def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> CpuInfo:
     """The CPU from /proc/cpuinfo (Linux); elsewhere the platform's name for it, no flags."""
-    model, flags, ids = "", set(), {}
+    model, flags, ids = "", set[str](), dict[str, str]()
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
@@ -63,5 +63,9 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> CpuInfo:
             ids[key] = value.strip()
     machine = platform.machine()
     generation = f"family {ids['cpu family']} model {ids['model']}" if len(ids) == 2 else ""
-    return CpuInfo(model or platform.processor() or machine or "unknown CPU", isa_class(flags, machine),
-                   os.cpu_count() or 1, generation)
+    return CpuInfo(
+        model or platform.processor() or machine or "unknown CPU",
+        isa_class(flags, machine),
+        os.cpu_count() or 1,
+        generation,
+    )

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pyvirtualcam
 
+from vcam import tiers
 from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, open_source
 from vcam.errors import VcamError
-from vcam import tiers
 from vcam.sharpen import Sharpener
 from vcam.virtualcam import LABEL, MODPROBE, PERMANENT, exclusive_caps, find_device
 
@@ -31,11 +31,9 @@ class Check:
     essential: bool = True
 
 
-def run_checks(model: str | Path | None = None, source: str = "0",
-               root: Path = Path("/")) -> list[Check]:
+def run_checks(model: str | Path | None = None, source: str = "0", root: Path = Path("/")) -> list[Check]:
     """All checks for this OS, in the order a user would fix them."""
-    checks = [Check("OS", True, f"{platform.system()} {platform.release()}, Python "
-                                f"{sys.version.split()[0]}")]
+    checks = [Check("OS", True, f"{platform.system()} {platform.release()}, Python {sys.version.split()[0]}")]
     checks += _linux_checks(root) if platform.system() == "Linux" else [_obs_check()]
     checks += _model_checks(model) + [_source_check(source)]
     return checks
@@ -43,24 +41,36 @@ def run_checks(model: str | Path | None = None, source: str = "0",
 
 def _linux_checks(root: Path) -> list[Check]:
     loaded = (root / "sys/module/v4l2loopback").is_dir()
-    checks = [Check("v4l2loopback module loaded", loaded,
-                    "yes" if loaded else "install and load it: sudo apt install "
-                                         f"v4l2loopback-dkms && {MODPROBE}")]
+    checks = [
+        Check(
+            "v4l2loopback module loaded",
+            loaded,
+            "yes" if loaded else f"install and load it: sudo apt install v4l2loopback-dkms && {MODPROBE}",
+        )
+    ]
     device = find_device(LABEL, root)
-    checks.append(Check(f"{LABEL} device present", device is not None,
-                        device or f"create it: {MODPROBE} ({PERMANENT})"))
+    checks.append(
+        Check(f"{LABEL} device present", device is not None, device or f"create it: {MODPROBE} ({PERMANENT})")
+    )
     if device is None:
         return checks
     exclusive = exclusive_caps(device, root)
-    checks.append(Check("exclusive_caps=1 (Chrome/Meet/Teams list the camera only then)",
-                        bool(exclusive),
-                        "yes" if exclusive else "reload the module: sudo modprobe -r v4l2loopback "
-                                                f"&& {MODPROBE}",
-                        essential=exclusive is not None))
+    checks.append(
+        Check(
+            "exclusive_caps=1 (Chrome/Meet/Teams list the camera only then)",
+            bool(exclusive),
+            "yes" if exclusive else f"reload the module: sudo modprobe -r v4l2loopback && {MODPROBE}",
+            essential=exclusive is not None,
+        )
+    )
     writable = os.access(device, os.W_OK)
-    checks.append(Check(f"{device} writable", writable,
-                        "yes" if writable else "run: sudo usermod -aG video $USER, then log out "
-                                               "and in again"))
+    checks.append(
+        Check(
+            f"{device} writable",
+            writable,
+            "yes" if writable else "run: sudo usermod -aG video $USER, then log out and in again",
+        )
+    )
     return checks
 
 
@@ -69,8 +79,11 @@ def _obs_check() -> Check:
         with pyvirtualcam.Camera(64, 48, 30, backend="obs") as cam:
             return Check("virtual camera", True, f"{cam.device} (apps list it under that name)")
     except Exception as exc:  # noqa: BLE001 — any failure means the OBS driver is not usable
-        return Check("virtual camera", False, f"OBS Virtual Camera unusable ({exc}) — install "
-                                              "OBS Studio and start its virtual camera once")
+        return Check(
+            "virtual camera",
+            False,
+            f"OBS Virtual Camera unusable ({exc}) — install OBS Studio and start its virtual camera once",
+        )
 
 
 def _model_checks(model: str | Path | None) -> list[Check]:
@@ -79,25 +92,35 @@ def _model_checks(model: str | Path | None) -> list[Check]:
     try:
         if model is None:
             choice = tiers.choose(DEFAULT_WIDTH, DEFAULT_HEIGHT, DEFAULT_FPS)
-            checks.append(Check(f"model tier for {DEFAULT_WIDTH}x{DEFAULT_HEIGHT} at {DEFAULT_FPS:g} fps",
-                                True, f"{choice.tier} ({choice.path.name}): {choice.reason}"))
+            checks.append(
+                Check(
+                    f"model tier for {DEFAULT_WIDTH}x{DEFAULT_HEIGHT} at {DEFAULT_FPS:g} fps",
+                    True,
+                    f"{choice.tier} ({choice.path.name}): {choice.reason}",
+                )
+            )
             model = choice.path
         sharpener = Sharpener(model)
     except VcamError as exc:
         return checks + [Check("model loads and follows the contract", False, str(exc))]
     meta = sharpener.metadata
-    return checks + [Check("model loads and follows the contract", True,
-                 f"{sharpener.path.name}: {meta.get('vcam.name', '?')} "
-                 f"v{meta.get('vcam.version', '?')}, {meta.get('vcam.io', 'rgb')} form, "
-                 f"size multiple {sharpener.size_multiple}, "
-                 f"providers {', '.join(sharpener.providers)}")]
+    return checks + [
+        Check(
+            "model loads and follows the contract",
+            True,
+            f"{sharpener.path.name}: {meta.get('vcam.name', '?')} "
+            f"v{meta.get('vcam.version', '?')}, {meta.get('vcam.io', 'rgb')} form, "
+            f"size multiple {sharpener.size_multiple}, "
+            f"providers {', '.join(sharpener.providers)}",
+        )
+    ]
 
 
 def _source_check(source: str) -> Check:
-    name = f"camera {source} delivers frames" if not os.path.isfile(source) else \
-        f"{source} delivers frames"
+    name = f"camera {source} delivers frames" if not os.path.isfile(source) else f"{source} delivers frames"
     try:
         with open_source(source, None, None) as camera:
-            return Check(name, True, "%dx%d at %.0f fps" % (*camera.size, camera.fps))
+            width, height = camera.size
+            return Check(name, True, f"{width}x{height} at {camera.fps:.0f} fps")
     except VcamError as exc:
         return Check(name, False, str(exc))

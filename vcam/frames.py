@@ -17,7 +17,7 @@ loses its last row or column (the virtual camera's format is even anyway).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -32,8 +32,7 @@ def size(frame: np.ndarray) -> tuple[int, int]:
     rows, width = frame.shape[:2] if frame.ndim == 2 else (0, 0)
     height = rows * 2 // 3
     if frame.dtype != np.uint8 or height < 2 or rows != height * 3 // 2 or height % 2 or width % 2:
-        raise VcamError(f"expected an I420 frame (uint8, 3H/2 x W with even W and H), got "
-                        f"{frame.dtype} {frame.shape}")
+        raise VcamError(f"expected an I420 frame (uint8, 3H/2 x W with even W and H), got {frame.dtype} {frame.shape}")
     return width, height
 
 
@@ -43,12 +42,10 @@ def planes(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     flat = frame.reshape(-1)
     area, quarter = width * height, width * height // 4
     chroma = (height // 2, width // 2)
-    return (frame[:height], flat[area:area + quarter].reshape(chroma),
-            flat[area + quarter:].reshape(chroma))
+    return (frame[:height], flat[area : area + quarter].reshape(chroma), flat[area + quarter :].reshape(chroma))
 
 
-def on_luma(fn: Callable[[np.ndarray], np.ndarray], frame: np.ndarray,
-            out: np.ndarray | None = None) -> np.ndarray:
+def on_luma(fn: Callable[[np.ndarray], np.ndarray], frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """`fn` (plane -> plane) applied to the Y plane of an I420 frame, U and V copied: how a
     single-plane sharpener (the classical baselines) works on video, as the student does.
     Written into `out` when it has the shape."""
@@ -64,8 +61,7 @@ def to_i420(bgr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """A BGR frame as I420, cropped to even size; written into `out` when it has the shape."""
     h, w = bgr.shape[0] // 2 * 2, bgr.shape[1] // 2 * 2
     if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8 or h < 2 or w < 2:
-        raise VcamError(f"expected an HxWx3 uint8 BGR frame of at least 2x2, got "
-                        f"{bgr.dtype} {bgr.shape}")
+        raise VcamError(f"expected an HxWx3 uint8 BGR frame of at least 2x2, got {bgr.dtype} {bgr.shape}")
     if out is None or out.shape != (h * 3 // 2, w):
         out = np.empty((h * 3 // 2, w), np.uint8)
     cv2.cvtColor(bgr[:h, :w], cv2.COLOR_BGR2YUV_I420, dst=out)

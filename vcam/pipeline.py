@@ -30,22 +30,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, Protocol
+from typing import Any, Protocol, TypeVar
 
 import cv2
 import numpy as np
 
+from vcam import tiers
 from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, CameraSource, open_source
 from vcam.errors import VcamError
 from vcam.frames import to_i420
-from vcam import tiers
 from vcam.sharpen import Sharpener, on_cpus
 from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter
 from vcam.virtualcam import Sink, open_sink
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STAGES = ("capture", "pre", "infer", "post", "temporal", "publish", "e2e")
 READ_TIMEOUT_S = 0.1
@@ -77,12 +79,11 @@ class StageTimes:
 
     def percentiles(self, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, dict[str, float]]:
         """{stage: {"p50": ms, ...}}; zeros before the first frame."""
-        rows = self._rows[:min(self.count, len(self._rows))]
+        rows = self._rows[: min(self.count, len(self._rows))]
         if not len(rows):
             rows = np.zeros((1, len(STAGES)))
         values = np.percentile(rows, qs, axis=0)
-        return {stage: {f"p{q}": float(values[i, s]) for i, q in enumerate(qs)}
-                for s, stage in enumerate(STAGES)}
+        return {stage: {f"p{q}": float(values[i, s]) for i, q in enumerate(qs)} for s, stage in enumerate(STAGES)}
 
 
 # Called after every published frame with (time, frames dropped so far); returns a sharpener to
@@ -93,10 +94,18 @@ Replace = Callable[[float, int], "Sharpen | None"]
 class Pipeline:
     """Runs frames from `source` through `sharpener` and `temporal` into `sink`."""
 
-    def __init__(self, source: CameraSource, sharpener: Sharpen,
-                 temporal: Callable[[np.ndarray, np.ndarray], np.ndarray], sink: Sink, *,
-                 history: int = 512, status_interval: float | None = 5.0,
-                 opencv_threads: int | None = 1, replace: Replace | None = None) -> None:
+    def __init__(
+        self,
+        source: CameraSource,
+        sharpener: Sharpen,
+        temporal: Callable[[np.ndarray, np.ndarray], np.ndarray],
+        sink: Sink,
+        *,
+        history: int = 512,
+        status_interval: float | None = 5.0,
+        opencv_threads: int | None = 1,
+        replace: Replace | None = None,
+    ) -> None:
         self.source = source
         self.sharpener = sharpener
         self.temporal = temporal
@@ -117,6 +126,7 @@ class Pipeline:
         status = _Status(self, self._status_interval)
         threads = cv2.getNumThreads()
         cv2.setNumThreads(self._opencv_threads or threads)  # see the module docstring
+
         def running() -> bool:
             return not stop.is_set() and (max_frames is None or published < max_frames)
 
@@ -153,8 +163,17 @@ class Pipeline:
         _stage("publish", self.sink.send, out, frame)
         t4 = time.perf_counter()
         split = self.sharpener.timings
-        self.times.add([(t1 - max(t_read, t_capture)) * 1e3, split["pre"], split["infer"],
-                        split["post"], (t3 - t2) * 1e3, (t4 - t3) * 1e3, (t4 - t_capture) * 1e3])
+        self.times.add(
+            [
+                (t1 - max(t_read, t_capture)) * 1e3,
+                split["pre"],
+                split["infer"],
+                split["post"],
+                (t3 - t2) * 1e3,
+                (t4 - t3) * 1e3,
+                (t4 - t_capture) * 1e3,
+            ]
+        )
         self.frames_out += 1
         return t4
 
@@ -168,12 +187,13 @@ class Pipeline:
     def __enter__(self) -> Pipeline:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
-def _stage(name: str, fn: Callable[..., np.ndarray | None], *args: np.ndarray) -> np.ndarray:
+def _stage(name: str, fn: Callable[..., T], *args: np.ndarray) -> T:
     try:
         return fn(*args)
     except VcamError:
@@ -189,8 +209,12 @@ class _Status:
     def __init__(self, pipeline: Pipeline, interval: float | None) -> None:
         self._p = pipeline
         self._interval = interval
-        self._last = (time.perf_counter(), pipeline.source.frames_read, pipeline.frames_out,
-                      pipeline.source.frames_dropped)
+        self._last = (
+            time.perf_counter(),
+            pipeline.source.frames_read,
+            pipeline.frames_out,
+            pipeline.source.frames_dropped,
+        )
 
     def maybe_log(self, now: float) -> None:
         t, read, out, dropped = self._last
@@ -200,17 +224,31 @@ class _Status:
         self._last = (now, src.frames_read, self._p.frames_out, src.frames_dropped)
         p = self._p.times.percentiles((50,))
         stages = ", ".join(f"{s} {p[s]['p50']:.1f}" for s in STAGES)
-        log.info("in %.1f fps, out %.1f fps, dropped %d | p50 ms: %s",
-                 (src.frames_read - read) / (now - t), (self._p.frames_out - out) / (now - t),
-                 src.frames_dropped - dropped, stages)
+        log.info(
+            "in %.1f fps, out %.1f fps, dropped %d | p50 ms: %s",
+            (src.frames_read - read) / (now - t),
+            (self._p.frames_out - out) / (now - t),
+            src.frames_dropped - dropped,
+            stages,
+        )
 
 
-def open_pipeline(source: str = "0", model: str | Path | None = None, sink: str = "virtualcam",
-                  *, device: str | None = None, width: int | None = DEFAULT_WIDTH,
-                  height: int | None = DEFAULT_HEIGHT, fps: float = DEFAULT_FPS, strength: float = 1.0,
-                  ema: float = DEFAULT_STRENGTH, provider: str | None = None,
-                  tier: str | None = None, status_interval: float | None = 5.0,
-                  **sink_options: object) -> Pipeline:
+def open_pipeline(
+    source: str = "0",
+    model: str | Path | None = None,
+    sink: str = "virtualcam",
+    *,
+    device: str | None = None,
+    width: int | None = DEFAULT_WIDTH,
+    height: int | None = DEFAULT_HEIGHT,
+    fps: float = DEFAULT_FPS,
+    strength: float = 1.0,
+    ema: float = DEFAULT_STRENGTH,
+    provider: str | None = None,
+    tier: str | None = None,
+    status_interval: float | None = 5.0,
+    **sink_options: Any,
+) -> Pipeline:
     """Open every stage from user-level options. A --model is loaded first, so that a bad one is
     reported before the camera turns on; without one, the tier is chosen for the camera's
     actual frame size (vcam/tiers.py) and, unless --tier fixed it, steps down when frames drop."""
@@ -237,10 +275,8 @@ def open_pipeline(source: str = "0", model: str | Path | None = None, sink: str 
     except BaseException:
         camera.close()
         raise
-    log.info("%s -> %s (%s) -> %s", camera.name, sharpener.path.name,
-             ",".join(sharpener.providers), sink)
-    return Pipeline(camera, sharpener, temporal, out, status_interval=status_interval,
-                    replace=replace)
+    log.info("%s -> %s (%s) -> %s", camera.name, sharpener.path.name, ",".join(sharpener.providers), sink)
+    return Pipeline(camera, sharpener, temporal, out, status_interval=status_interval, replace=replace)
 
 
 def _step_down(tier: str, provider: str | None, strength: float) -> Replace:
@@ -250,8 +286,7 @@ def _step_down(tier: str, provider: str | None, strength: float) -> Replace:
         target = watch.update(now, dropped)
         if target is None:
             return None
-        log.warning("frames dropped for %d s in a row: stepping down to the %s tier",
-                    tiers.STEP_DOWN_SECONDS, target)
+        log.warning("frames dropped for %d s in a row: stepping down to the %s tier", tiers.STEP_DOWN_SECONDS, target)
         return Sharpener(tiers.tier_path(target), provider, strength)
 
     return replace

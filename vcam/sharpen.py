@@ -64,9 +64,9 @@ import contextlib
 import os
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -75,18 +75,19 @@ import onnxruntime as ort
 from vcam import frames
 from vcam.errors import ModelError, VcamError
 
-CONTRACT = ("the model contract is one input named 'input', float32 [1,3,H,W] RGB in 0..1 with "
-            "dynamic H and W, output float32 [1,3,H,W] (with metadata vcam.io=luma8: uint8 "
-            "[1,1,H,W] luma in, uint8 [1,1,H,W] luma residual + 128 out, packed [1,b*b,H/b,W/b] "
-            "with vcam.luma8_block=b)")
+CONTRACT = (
+    "the model contract is one input named 'input', float32 [1,3,H,W] RGB in 0..1 with "
+    "dynamic H and W, output float32 [1,3,H,W] (with metadata vcam.io=luma8: uint8 "
+    "[1,1,H,W] luma in, uint8 [1,1,H,W] luma residual + 128 out, packed [1,b*b,H/b,W/b] "
+    "with vcam.luma8_block=b)"
+)
 IO_FORMS = {"rgb": ("tensor(float)", 3, "RGB"), "luma8": ("tensor(uint8)", 1, "luma")}
 AUTO_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 SPIN_US = 2000  # see Sharpener.__init__
-_SENTINEL = 2.0 ** 60  # a power of two: 255 * 2**60 / 2**60 is exactly 255 in double
+_SENTINEL = 2.0**60  # a power of two: 255 * 2**60 / 2**60 is exactly 255 in double
 # Limited-range Y (16..235) -> the full-range luma luma8 models take, within one level of
 # COLOR_BGR2GRAY on the same frame
-_Y_TO_LUMA = np.clip(np.rint((np.arange(256) - frames.Y_BLACK) * 255 / frames.Y_RANGE),
-                     0, 255).astype(np.uint8)
+_Y_TO_LUMA = np.clip(np.rint((np.arange(256) - frames.Y_BLACK) * 255 / frames.Y_RANGE), 0, 255).astype(np.uint8)
 
 
 @contextlib.contextmanager
@@ -145,15 +146,21 @@ def _resolve_providers(provider: str | None) -> list[str]:
         if wanted in (name.lower(), _friendly(name)):
             return [name] if name == "CPUExecutionProvider" else [name, "CPUExecutionProvider"]
     names = ", ".join(_friendly(p) for p in available)
-    raise ModelError(f"unknown or unavailable provider {provider!r}; available here: {names} "
-                     "(cuda/tensorrt need `pip install sharpcam[gpu]`)")
+    raise ModelError(
+        f"unknown or unavailable provider {provider!r}; available here: {names} "
+        "(cuda/tensorrt need `pip install sharpcam[gpu]`)"
+    )
 
 
 def _provider_options(providers: list[str]) -> list[dict[str, str]]:
     """TensorRT builds an engine per input shape, which takes minutes: cache it across starts."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "sharpcam" / "tensorrt"
-    return [{"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}
-            if p == "TensorrtExecutionProvider" else {} for p in providers]
+    return [
+        {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(cache)}
+        if p == "TensorrtExecutionProvider"
+        else {}
+        for p in providers
+    ]
 
 
 def _first_line(exc: BaseException, limit: int = 240) -> str:
@@ -190,6 +197,7 @@ class _Form(ABC):
         self.pre(self._bgr)
 
     def post_i420(self, frame: np.ndarray) -> np.ndarray:
+        assert self._bgr is not None  # pre_i420 ran first
         return cv2.cvtColor(self.post(self._bgr), cv2.COLOR_BGR2YUV_I420, dst=self._i420_out())
 
 
@@ -202,15 +210,15 @@ class _RgbFloat(_Form):
         self._padded = np.empty((hp, wp, 3), np.uint8) if (hp, wp) != (height, width) else None
         self._planes_in = np.empty((3 * hp + 2, wp), np.uint8)
         self._planes_in[-2:] = 255  # max|uint8|, so normalize scales by 1/255
-        self._bgr_in = [self._planes_in[c * hp:(c + 1) * hp] for c in (2, 1, 0)]  # split order
+        self._bgr_in = [self._planes_in[c * hp : (c + 1) * hp] for c in (2, 1, 0)]  # split order
         self._stack_in = np.empty((3 * hp + 2, wp), np.float32)
         self._stack_out = np.empty((3 * hp + 2, wp), np.float32)
         self._stack_out[-2] = _SENTINEL  # outweighs any finite model output: scale 255 exactly
-        self._stack_out[-1] = 1.0        # must come out as 255; checked after every conversion
-        self.input = self._stack_in[:3 * hp].reshape(1, 3, hp, wp)    # bound to ORT
-        self.output = self._stack_out[:3 * hp].reshape(1, 3, hp, wp)  # bound to ORT
+        self._stack_out[-1] = 1.0  # must come out as 255; checked after every conversion
+        self.input = self._stack_in[: 3 * hp].reshape(1, 3, hp, wp)  # bound to ORT
+        self.output = self._stack_out[: 3 * hp].reshape(1, 3, hp, wp)  # bound to ORT
         self._planes_out = np.empty((3 * hp + 2, wp), np.uint8)
-        self._bgr_out = [self._planes_out[c * hp:c * hp + height, :width] for c in (2, 1, 0)]
+        self._bgr_out = [self._planes_out[c * hp : c * hp + height, :width] for c in (2, 1, 0)]
         self._out = np.empty((height, width, 3), np.uint8)
 
     def pre(self, frame: np.ndarray) -> None:
@@ -218,8 +226,7 @@ class _RgbFloat(_Form):
         if self._padded is not None:
             h, w = frame.shape[:2]
             hp, wp = self._padded.shape[:2]
-            frame = cv2.copyMakeBorder(frame, 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101,
-                                       dst=self._padded)
+            frame = cv2.copyMakeBorder(frame, 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101, dst=self._padded)
         cv2.split(frame, self._bgr_in)
         cv2.normalize(self._planes_in, self._stack_in, 1.0, 0.0, cv2.NORM_INF, cv2.CV_32F)
 
@@ -227,17 +234,22 @@ class _RgbFloat(_Form):
         """Bound RGB float32 CHW output (cropped) -> BGR uint8 HWC, blended with the input."""
         h, w = frame.shape[:2]
         if self.strength == 1.0:  # round(255 x), saturated to 0..255
-            cv2.normalize(self._stack_out, self._planes_out, 255.0 * _SENTINEL, 0.0,
-                          cv2.NORM_INF, cv2.CV_8U)
+            cv2.normalize(self._stack_out, self._planes_out, 255.0 * _SENTINEL, 0.0, cv2.NORM_INF, cv2.CV_8U)
             if self._planes_out[-1, 0] != 255:  # inf/NaN in the output: clamp, then convert
                 planes = self._stack_out[:-2]
                 cv2.threshold(planes, 0, 0, cv2.THRESH_TOZERO, dst=planes)
                 cv2.convertScaleAbs(planes, dst=self._planes_out[:-2], alpha=255.0)
         else:  # blend with the still-bound float input and saturate in one pass
             for c, plane in zip((2, 1, 0), self._bgr_out):
-                cv2.addWeighted(self.output[0, c, :h, :w], 255.0 * self.strength,
-                                self.input[0, c, :h, :w], 255.0 * (1.0 - self.strength), 0.0,
-                                dst=plane, dtype=cv2.CV_8U)
+                cv2.addWeighted(
+                    self.output[0, c, :h, :w],
+                    255.0 * self.strength,
+                    self.input[0, c, :h, :w],
+                    255.0 * (1.0 - self.strength),
+                    0.0,
+                    dst=plane,
+                    dtype=cv2.CV_8U,
+                )
         cv2.merge(self._bgr_out, self._out)
         return self._out
 
@@ -252,12 +264,11 @@ class _Luma8(_Form):
     """BGR or I420 frames <-> the luma8 form's uint8 luma and residual (module docstring),
     packed in blocks of `block` x `block` pixels when the model declares vcam.luma8_block."""
 
-    def __init__(self, height: int, width: int, hp: int, wp: int, strength: float,
-                 block: int = 1) -> None:
+    def __init__(self, height: int, width: int, hp: int, wp: int, strength: float, block: int = 1) -> None:
         super().__init__(height, width)
         self.strength = strength
         b = block
-        self.input = np.empty((1, b * b, hp // b, wp // b), np.uint8)   # bound to ORT
+        self.input = np.empty((1, b * b, hp // b, wp // b), np.uint8)  # bound to ORT
         self.output = np.empty((1, b * b, hp // b, wp // b), np.uint8)  # bound to ORT
         self._block = b
         self._packed = b > 1
@@ -269,9 +280,9 @@ class _Luma8(_Form):
         # Packing goes one row phase at a time (rows by, by + b, ...: channels by*b .. by*b +
         # b-1), through a contiguous copy of the phase: OpenCV splits and merges contiguous
         # pixels 10x faster than row-strided ones.
-        self._phases = np.empty((b, hp // b, wp), np.uint8) if self._packed else None
-        self._planes_in = [list(self.input[0, by * b:(by + 1) * b]) for by in range(b)]
-        self._planes_out = [list(self.output[0, by * b:(by + 1) * b]) for by in range(b)]
+        self._phases = np.empty((b, hp // b, wp) if self._packed else (0, 0, 0), np.uint8)
+        self._planes_in = [list(self.input[0, by * b : (by + 1) * b]) for by in range(b)]
+        self._planes_out = [list(self.output[0, by * b : (by + 1) * b]) for by in range(b)]
         self._out: np.ndarray | None = None  # BGR output buffers, allocated on the first BGR frame
 
     def pre(self, frame: np.ndarray) -> None:
@@ -281,8 +292,7 @@ class _Luma8(_Form):
     def _pad_and_pack(self) -> None:
         if self._padded:
             (h, w), (hp, wp) = self._luma.shape, self._luma_full.shape
-            cv2.copyMakeBorder(self._luma, 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101,
-                               dst=self._luma_full)
+            cv2.copyMakeBorder(self._luma, 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101, dst=self._luma_full)
         if self._packed:
             self._pack(self._luma_full)
 
@@ -317,12 +327,11 @@ class _Luma8(_Form):
             self._out = np.empty((h, w, 3), np.uint8)
         cv2.cvtColor(self._unpack()[:h, :w], cv2.COLOR_GRAY2BGR, dst=self._residual3)
         # x + strength (r - 128), rounded and saturated, in one pass
-        cv2.addWeighted(frame, 1.0, self._residual3, self.strength, -128.0 * self.strength,
-                        dst=self._out)
+        cv2.addWeighted(frame, 1.0, self._residual3, self.strength, -128.0 * self.strength, dst=self._out)
         return self._out
 
     def pre_i420(self, frame: np.ndarray) -> None:
-        y = frame[:self._height]
+        y = frame[: self._height]
         if self._packed and not self._padded:
             self._pack(y, _Y_TO_LUMA)
         else:
@@ -338,8 +347,7 @@ class _Luma8(_Form):
         if self._packed and not self._padded:
             self._merge_phases()
             b = self._block
-            for phase, y, y_out in zip(self._phases, _row_phases(frame[:h], b),
-                                       _row_phases(out[:h], b)):
+            for phase, y, y_out in zip(self._phases, _row_phases(frame[:h], b), _row_phases(out[:h], b)):
                 cv2.addWeighted(y, 1.0, phase, s, -128.0 * s, dst=y_out)
         else:
             cv2.addWeighted(frame[:h], 1.0, self._unpack()[:h, :w], s, -128.0 * s, dst=out[:h])
@@ -355,8 +363,9 @@ class Sharpener:
     callers copy it if they keep it.
     """
 
-    def __init__(self, model_path: str | Path, provider: str | None = None,
-                 strength: float = 1.0, threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: str | Path, provider: str | None = None, strength: float = 1.0, threads: int | None = None
+    ) -> None:
         if not 0.0 <= strength <= 1.0:
             raise VcamError(f"--strength must be between 0 and 1 (got {strength})")
         if threads is not None and threads < 1:
@@ -364,8 +373,7 @@ class Sharpener:
         self.strength = float(strength)
         self.path = Path(model_path)
         if not self.path.is_file():
-            raise ModelError(f"model file not found: {self.path}; "
-                             "pass --model PATH to an ONNX model")
+            raise ModelError(f"model file not found: {self.path}; pass --model PATH to an ONNX model")
 
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -390,11 +398,14 @@ class Sharpener:
         providers = _resolve_providers(provider)
         threads_before = _thread_ids()
         try:
-            self._session = ort.InferenceSession(str(self.path), options, providers=providers,
-                                                 provider_options=_provider_options(providers))
+            self._session = ort.InferenceSession(
+                str(self.path), options, providers=providers, provider_options=_provider_options(providers)
+            )
         except Exception as exc:  # ORT raises several unrelated types for unreadable files
-            raise ModelError(f"{self.path} is not a readable ONNX model ({_first_line(exc)}); "
-                             "pass --model PATH to a valid .onnx file") from exc
+            raise ModelError(
+                f"{self.path} is not a readable ONNX model ({_first_line(exc)}); "
+                "pass --model PATH to a valid .onnx file"
+            ) from exc
         # The session's worker threads start with it, pinned (with the default thread count)
         # one per core. ORT's calling thread does its own share of every layer, and when the
         # scheduler wakes it on a worker's CPU the two take turns there, spinning on each other,
@@ -404,15 +415,18 @@ class Sharpener:
         self.caller_cpus = _cpus_apart_from(_thread_ids() - threads_before)
         self.providers: list[str] = self._session.get_providers()
         if provider is not None and providers[0] not in self.providers:
-            raise ModelError(f"provider {provider!r} is installed but could not start (missing "
-                             f"CUDA/TensorRT libraries?); use --provider cpu")
+            raise ModelError(
+                f"provider {provider!r} is installed but could not start (missing "
+                f"CUDA/TensorRT libraries?); use --provider cpu"
+            )
         self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
         luma8 = self.metadata.get("vcam.io") == "luma8"
         self.size_multiple = self._read_positive("vcam.size_multiple")
         block = self._read_positive("vcam.luma8_block") if luma8 else 1
         if self.size_multiple % block:
-            raise self._refuse(f"metadata vcam.size_multiple={self.size_multiple} is not a "
-                               f"multiple of vcam.luma8_block={block}")
+            raise self._refuse(
+                f"metadata vcam.size_multiple={self.size_multiple} is not a multiple of vcam.luma8_block={block}"
+            )
         self._output_name = self._check_contract(block)
         self._io_form = partial(_Luma8, block=block) if luma8 else _RgbFloat
 
@@ -440,17 +454,18 @@ class Sharpener:
         x, y = inputs[0], outputs[0]
         for tensor, role in ((x, "input"), (y, "output")):
             if tensor.type != dtype:
-                raise self._refuse(f"{role} {tensor.name!r} is {tensor.type}, expected {dtype} "
-                                   f"({content}{declared})")
+                raise self._refuse(f"{role} {tensor.name!r} is {tensor.type}, expected {dtype} ({content}{declared})")
             if len(tensor.shape) != 4:
-                raise self._refuse(f"{role} {tensor.name!r} has shape {tensor.shape}, "
-                                   f"expected {layout}")
+                raise self._refuse(f"{role} {tensor.name!r} has shape {tensor.shape}, expected {layout}")
             if isinstance(tensor.shape[1], int) and tensor.shape[1] != channels:
-                raise self._refuse(f"{role} {tensor.name!r} has {tensor.shape[1]} channels, "
-                                   f"expected {channels} ({content}{declared})")
+                raise self._refuse(
+                    f"{role} {tensor.name!r} has {tensor.shape[1]} channels, expected {channels} ({content}{declared})"
+                )
         if isinstance(x.shape[2], int) or isinstance(x.shape[3], int):
-            raise self._refuse(f"input 'input' has a fixed size {x.shape[2]}x{x.shape[3]}, "
-                               "expected dynamic H and W (export with dynamic axes)")
+            raise self._refuse(
+                f"input 'input' has a fixed size {x.shape[2]}x{x.shape[3]}, "
+                "expected dynamic H and W (export with dynamic axes)"
+            )
         return y.name
 
     def _read_positive(self, key: str) -> int:
@@ -473,8 +488,7 @@ class Sharpener:
         self._binding.clear_binding_inputs()
         self._binding.clear_binding_outputs()
         self._binding.bind_ortvalue_input("input", ort.OrtValue.ortvalue_from_numpy(self._io.input))
-        self._binding.bind_ortvalue_output(self._output_name,
-                                           ort.OrtValue.ortvalue_from_numpy(self._io.output))
+        self._binding.bind_ortvalue_output(self._output_name, ort.OrtValue.ortvalue_from_numpy(self._io.output))
         self._shape = (height, width)
 
     def _diagnose(self, exc: Exception) -> ModelError:
@@ -489,9 +503,11 @@ class Sharpener:
                 what = f"it returns {list(shape)} for input {list(x.shape)}"
         except Exception:  # the original error is reported instead
             pass
-        return ModelError(f"{self.path} failed on a {wp}x{hp} input: {what}; the model must "
-                          f"keep H and W and accept multiples of "
-                          f"vcam.size_multiple={self.size_multiple}")
+        return ModelError(
+            f"{self.path} failed on a {wp}x{hp} input: {what}; the model must "
+            f"keep H and W and accept multiples of "
+            f"vcam.size_multiple={self.size_multiple}"
+        )
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
@@ -499,8 +515,7 @@ class Sharpener:
         if i420:
             w, h = frames.size(frame)
         elif frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
-            raise VcamError(f"expected an HxWx3 uint8 BGR frame or an I420 frame, got "
-                            f"{frame.dtype} {frame.shape}")
+            raise VcamError(f"expected an HxWx3 uint8 BGR frame or an I420 frame, got {frame.dtype} {frame.shape}")
         else:
             h, w = frame.shape[:2]
         if self._shape != (h, w):

@@ -55,7 +55,7 @@ the half-resolution map, on every fourth row), which costs less than a 256-bin h
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -63,16 +63,16 @@ import numpy as np
 from vcam.errors import VcamError
 from vcam.frames import planes, size, to_i420
 
-DEFAULT_STRENGTH = 0.85   # static pixels average over ~1/(1-0.85) ≈ 7 frames
+DEFAULT_STRENGTH = 0.85  # static pixels average over ~1/(1-0.85) ≈ 7 frames
 # d is in half levels of Y (see the module docstring); the constants below are in d's units.
-CHROMA_WEIGHT = 0.25      # |ΔU| and |ΔV| count an eighth of a Y level each
-MIN_NOISE_LEVELS = 2.0    # a near-noiseless camera still averages changes of one level
-MIN_WIDTH_LEVELS = 8.0    # ... and tolerates small changes
-MAX_NOISE_LEVELS = 32.0   # caps the damage when more than half of the frame moves
-NOISE_SMOOTHING = 0.9     # per-frame EMA of the noise estimate, so weights do not pump
-SCENE_CUT_LEVELS = 50.0   # mean d above which the frame is a new scene (two unrelated
-                          # Set5/Set14 images: 120 in the median; noise of std 12: 14)
-MEDIAN_ROW_STEP = 4       # rows of the motion map sampled for the noise median
+CHROMA_WEIGHT = 0.25  # |ΔU| and |ΔV| count an eighth of a Y level each
+MIN_NOISE_LEVELS = 2.0  # a near-noiseless camera still averages changes of one level
+MIN_WIDTH_LEVELS = 8.0  # ... and tolerates small changes
+MAX_NOISE_LEVELS = 32.0  # caps the damage when more than half of the frame moves
+NOISE_SMOOTHING = 0.9  # per-frame EMA of the noise estimate, so weights do not pump
+SCENE_CUT_LEVELS = 50.0  # mean d above which the frame is a new scene (two unrelated
+# Set5/Set14 images: 120 in the median; noise of std 12: 14)
+MEDIAN_ROW_STEP = 4  # rows of the motion map sampled for the noise median
 _LEVELS = np.arange(256, dtype=np.float32)
 
 
@@ -133,17 +133,20 @@ class TemporalFilter:
     def _weights_lut(self) -> np.ndarray:
         """w(d) as a 256-entry uint8 table (255 = keep history), from this frame's noise."""
         median = self._median_motion()
-        self._noise = median if self._noise is None else (
-            NOISE_SMOOTHING * self._noise + (1 - NOISE_SMOOTHING) * median)
+        self._noise = (
+            median if self._noise is None else (NOISE_SMOOTHING * self._noise + (1 - NOISE_SMOOTHING) * median)
+        )
         ramp = (_LEVELS - self._noise) / max(2 * self._noise, MIN_WIDTH_LEVELS)
         return np.rint(255 * self.strength * (1 - np.clip(ramp, 0, 1)) ** 2).astype(np.uint8)
 
     def __call__(self, frame_in: np.ndarray, frame_sharp: np.ndarray) -> np.ndarray:
         size(frame_in)
         if frame_sharp.shape != frame_in.shape or frame_sharp.dtype != np.uint8:
-            raise VcamError(f"temporal filter needs two I420 frames of one size, got "
-                            f"{frame_in.dtype} {frame_in.shape} and "
-                            f"{frame_sharp.dtype} {frame_sharp.shape}")
+            raise VcamError(
+                f"temporal filter needs two I420 frames of one size, got "
+                f"{frame_in.dtype} {frame_in.shape} and "
+                f"{frame_sharp.dtype} {frame_sharp.shape}"
+            )
         if self.strength == 0.0:
             return frame_sharp
         fresh_state = self._shape != frame_in.shape
@@ -153,12 +156,13 @@ class TemporalFilter:
         hh = self._diff.shape[0]
         small = self._small
         cv2.resize(y, self._diff.shape[::-1], dst=small[:hh], interpolation=cv2.INTER_AREA)
-        np.copyto(small[hh:2 * hh], u)
-        np.copyto(small[2 * hh:], v)
+        np.copyto(small[hh : 2 * hh], u)
+        np.copyto(small[2 * hh :], v)
         cv2.absdiff(small, self._prev_small, dst=self._diff3)
         self._small, self._prev_small = self._prev_small, small
-        cv2.addWeighted(self._diff3[hh:2 * hh], CHROMA_WEIGHT, self._diff3[2 * hh:],
-                        CHROMA_WEIGHT, 0.0, dst=self._diff)
+        cv2.addWeighted(
+            self._diff3[hh : 2 * hh], CHROMA_WEIGHT, self._diff3[2 * hh :], CHROMA_WEIGHT, 0.0, dst=self._diff
+        )
         cv2.scaleAdd(self._diff3[:hh], 2.0, self._diff, dst=self._diff)
         if fresh_state or cv2.mean(self._diff)[0] > SCENE_CUT_LEVELS:
             np.copyto(self._history, frame_sharp)
@@ -174,8 +178,8 @@ class TemporalFilter:
         np.copyto(weight_y.reshape(weight_u.shape[0], 2, -1), rows)
         weight = self._weight
         cv2.multiply(self._history, weight, dst=self._history, scale=1 / 255)  # h * w
-        cv2.bitwise_not(weight, dst=weight)                                    # 255 - w
-        cv2.multiply(frame_sharp, weight, dst=weight, scale=1 / 255)           # s * (1 - w)
+        cv2.bitwise_not(weight, dst=weight)  # 255 - w
+        cv2.multiply(frame_sharp, weight, dst=weight, scale=1 / 255)  # s * (1 - w)
         cv2.add(self._history, weight, dst=self._history)
         return self._read_only()
 
@@ -202,7 +206,7 @@ def moving_psnr(outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> 
     out, gt = _as_float(outputs)[1:], _as_float(truths)
     moving = np.diff(gt, axis=0) != 0
     mse = float(((out - gt[1:]) ** 2)[moving].mean())
-    return 10.0 * np.log10(255.0 ** 2 / mse)
+    return 10.0 * np.log10(255.0**2 / mse)
 
 
 def _texture(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
@@ -212,9 +216,14 @@ def _texture(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarr
     return smooth * 200 + 28
 
 
-def synthetic_sequence(frames: int = 30, height: int = 96, width: int = 128, noise: float = 8.0,
-                       speed: tuple[int, int] = (2, 1), seed: int = 0
-                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def synthetic_sequence(
+    frames: int = 30,
+    height: int = 96,
+    width: int = 128,
+    noise: float = 8.0,
+    speed: tuple[int, int] = (2, 1),
+    seed: int = 0,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(noisy frames, ground truth frames), I420: a still textured scene in which a textured
     patch translates by `speed` (dx, dy) pixels per frame, re-noised with fresh Gaussian noise
     (std `noise` levels per RGB channel, as a camera sensor adds it) every frame — the
@@ -228,8 +237,7 @@ def synthetic_sequence(frames: int = 30, height: int = 96, width: int = 128, noi
         y = (height // 4 + speed[1] * t) % (height - ph)
         x = (width // 8 + speed[0] * t) % (width - pw)
         gt = background.copy()
-        gt[y:y + ph, x:x + pw] = patch
+        gt[y : y + ph, x : x + pw] = patch
         truth.append(to_i420(np.rint(gt).astype(np.uint8)))
-        noisy.append(to_i420(np.clip(np.rint(gt + rng.normal(0, noise, gt.shape)), 0, 255)
-                             .astype(np.uint8)))
+        noisy.append(to_i420(np.clip(np.rint(gt + rng.normal(0, noise, gt.shape)), 0, 255).astype(np.uint8)))
     return noisy, truth

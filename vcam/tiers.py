@@ -45,12 +45,15 @@ def tier_path(tier: str) -> Path:
     try:
         path = Path(str(importlib.resources.files("vcam.weights") / TIERS[tier]))
     except ModuleNotFoundError:  # vcam imported from a source tree that was never installed
-        raise ModelError("no models are installed (this vcam runs from a source tree; "
-                         "`pip install .` installs them); pass --model PATH to an ONNX "
-                         "model") from None
+        raise ModelError(
+            "no models are installed (this vcam runs from a source tree; "
+            "`pip install .` installs them); pass --model PATH to an ONNX "
+            "model"
+        ) from None
     if not path.is_file():
-        raise ModelError(f"the {tier} tier is not installed ({path} is missing); reinstall "
-                         "SharpCam or pass --model PATH")
+        raise ModelError(
+            f"the {tier} tier is not installed ({path} is missing); reinstall SharpCam or pass --model PATH"
+        )
     return path
 
 
@@ -71,8 +74,7 @@ class Cost:
         return self.wall_ms <= WALL_BUDGET * period and self.cpu_ms <= CPU_BUDGET * period
 
 
-def measure(path: Path, width: int, height: int, provider: str | None = None,
-            runs: int = CALIBRATION_RUNS) -> Cost:
+def measure(path: Path, width: int, height: int, provider: str | None = None, runs: int = CALIBRATION_RUNS) -> Cost:
     """Time the model on a textured I420 frame as the pipeline runs it."""
     from vcam.sharpen import Sharpener, on_cpus  # the tier table itself needs no ONNX Runtime
 
@@ -96,12 +98,10 @@ def _key(path: Path, width: int, height: int, provider: str | None) -> str:
 
     cpu = cpu_info()
     digest = hashlib.sha1(path.read_bytes()).hexdigest()[:16]
-    return f"{cpu.describe()} | onnxruntime {ort.__version__} | " \
-           f"{provider or 'auto'} | {digest} | {width}x{height}"
+    return f"{cpu.describe()} | onnxruntime {ort.__version__} | {provider or 'auto'} | {digest} | {width}x{height}"
 
 
-def cost(path: Path, width: int, height: int, provider: str | None = None,
-         cache: Path | None = None) -> Cost:
+def cost(path: Path, width: int, height: int, provider: str | None = None, cache: Path | None = None) -> Cost:
     """The model's cost at this size on this machine, measured once and cached."""
     cache = cache or cache_path()
     key = _key(path, width, height, provider)
@@ -112,8 +112,7 @@ def cost(path: Path, width: int, height: int, provider: str | None = None,
     if key in known:
         return Cost(known[key]["wall_ms"], known[key]["cpu_ms"])
     measured = measure(path, width, height, provider)
-    known[key] = {"wall_ms": measured.wall_ms, "cpu_ms": measured.cpu_ms,
-                  "date": time.strftime("%Y-%m-%d")}
+    known[key] = {"wall_ms": measured.wall_ms, "cpu_ms": measured.cpu_ms, "date": time.strftime("%Y-%m-%d")}
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
@@ -131,8 +130,9 @@ class Choice:
     reason: str
 
 
-def choose(width: int, height: int, fps: float, tier: str | None = None,
-           provider: str | None = None, cache: Path | None = None) -> Choice:
+def choose(
+    width: int, height: int, fps: float, tier: str | None = None, provider: str | None = None, cache: Path | None = None
+) -> Choice:
     """The tier to run: `tier` when given, else the largest that fits the frame budget."""
     if tier is not None:
         return Choice(tier, tier_path(tier), "chosen with --tier")
@@ -143,10 +143,13 @@ def choose(width: int, height: int, fps: float, tier: str | None = None,
         c = cost(tier_path(name), width, height, provider, cache)
         if c.fits(fps) or name == names[0]:
             verdict = "fits" if c.fits(fps) else "is the lightest; it does not fit"
-            return Choice(name, tier_path(name),
-                          f"{c.wall_ms:.1f} ms and {c.cpu_ms * fps / 10:.0f} % of a core per "
-                          f"{width}x{height} frame at {fps:g} fps {verdict} the budget of "
-                          f"{budget} on {cpu.model} ({cpu.isa})")
+            return Choice(
+                name,
+                tier_path(name),
+                f"{c.wall_ms:.1f} ms and {c.cpu_ms * fps / 10:.0f} % of a core per "
+                f"{width}x{height} frame at {fps:g} fps {verdict} the budget of "
+                f"{budget} on {cpu.model} ({cpu.isa})",
+            )
     raise AssertionError("unreachable: the lightest tier is always chosen")
 
 

@@ -29,6 +29,7 @@ import struct
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -39,9 +40,11 @@ from vcam.frames import size, to_bgr, to_i420
 
 LABEL = "SharpCam"
 MODPROBE = f"sudo modprobe v4l2loopback devices=1 card_label={LABEL} exclusive_caps=1"
-PERMANENT = ("to keep it after reboot: echo v4l2loopback | sudo tee "
-             "/etc/modules-load.d/v4l2loopback.conf and echo 'options v4l2loopback devices=1 "
-             f"card_label={LABEL} exclusive_caps=1' | sudo tee /etc/modprobe.d/v4l2loopback.conf")
+PERMANENT = (
+    "to keep it after reboot: echo v4l2loopback | sudo tee "
+    "/etc/modules-load.d/v4l2loopback.conf and echo 'options v4l2loopback devices=1 "
+    f"card_label={LABEL} exclusive_caps=1' | sudo tee /etc/modprobe.d/v4l2loopback.conf"
+)
 SYSFS_CLASS = "sys/class/video4linux"
 
 
@@ -52,7 +55,7 @@ class Sink(ABC):
     def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
         """Publish `frame`; `source` is the camera frame it was made from (both I420)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 — a sink with nothing to release need not override it
         """Release the device or file; safe to call twice."""
 
     def __enter__(self) -> Sink:
@@ -83,8 +86,7 @@ def list_loopback_devices(root: Path = Path("/")) -> list[tuple[str, str]]:
             label = (entry / "name").read_text().strip()
         except OSError:
             continue
-        found.append((int(entry.name.removeprefix("video")), str(root / "dev" / entry.name),
-                      label))
+        found.append((int(entry.name.removeprefix("video")), str(root / "dev" / entry.name), label))
     return [(device, label) for _, device, label in sorted(found)]
 
 
@@ -100,7 +102,7 @@ def _creation_order(root: Path) -> list[str]:
     devices = [path for path, _ in list_loopback_devices(root)]
     try:
         text = (root / "sys/module/v4l2loopback/parameters/video_nr").read_text()
-        numbers = [int(v) for v in text.strip().split(",")][:len(devices)]
+        numbers = [int(v) for v in text.strip().split(",")][: len(devices)]
     except (OSError, ValueError):
         return devices
     named = [str(root / "dev" / f"video{n}") for n in numbers]
@@ -184,24 +186,31 @@ class VirtualCamSink(Sink):
     device node and raise DeviceError when it is gone or was replaced.
     """
 
-    def __init__(self, width: int, height: int, fps: float, device: str | None = None, *,
-                 backend: str | None = None, root: Path = Path("/"),
-                 check_interval: float = 1.0) -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: float,
+        device: str | None = None,
+        *,
+        backend: str | None = None,
+        root: Path = Path("/"),
+        check_interval: float = 1.0,
+    ) -> None:
         linux = platform.system() == "Linux"
         if device is None and linux:
             device = find_device(LABEL, root)
             if device is None:
-                raise DeviceError(f"no v4l2loopback device labelled {LABEL} — create it with: "
-                                  f"{MODPROBE} ({PERMANENT})")
+                raise DeviceError(f"no v4l2loopback device labelled {LABEL} — create it with: {MODPROBE} ({PERMANENT})")
         self.width, self.height = _even(width), _even(height)
         backend = backend or ("v4l2loopback" if linux else "obs")
         v4l2loopback = backend == "v4l2loopback" and device is not None
-        if v4l2loopback:
+        if v4l2loopback and device is not None:
             _revive_if_stuck(device)
         try:
-            self._cam = pyvirtualcam.Camera(self.width, self.height, fps,
-                                            fmt=pyvirtualcam.PixelFormat.I420, device=device,
-                                            backend=backend)
+            self._cam = pyvirtualcam.Camera(
+                self.width, self.height, fps, fmt=pyvirtualcam.PixelFormat.I420, device=device, backend=backend
+            )
         except Exception as exc:  # pyvirtualcam raises RuntimeError/KeyError with backend text
             raise _open_error(device, exc) from exc
         self.device: str = self._cam.device
@@ -225,8 +234,10 @@ class VirtualCamSink(Sink):
         if self._node is not None and now >= self._next_check:
             self._next_check = now + self._check_interval
             if self._identity() != self._node:
-                raise DeviceError(f"virtual camera {self.device} disappeared (v4l2loopback "
-                                  f"unloaded?) — recreate it with: {MODPROBE}, then restart vcam")
+                raise DeviceError(
+                    f"virtual camera {self.device} disappeared (v4l2loopback "
+                    f"unloaded?) — recreate it with: {MODPROBE}, then restart vcam"
+                )
         if now < self._next_due - self._period / 4:  # a little early is camera jitter: send
             time.sleep(self._next_due - now)
             now = self._next_due
@@ -247,22 +258,29 @@ def _open_error(device: str | None, exc: Exception) -> DeviceError:
     low = text.lower()
     name = device or "OBS Virtual Camera"
     if "permission" in low:
-        return DeviceError(f"no permission to write {name} — run: sudo usermod -aG video $USER, "
-                           "then log out and in again")
+        return DeviceError(
+            f"no permission to write {name} — run: sudo usermod -aG video $USER, then log out and in again"
+        )
     if "busy" in low or "not a video output" in low or "could not be configured" in low:
-        return DeviceError(f"virtual camera {name} is busy — another program (another `vcam "
-                           "start`, OBS) is already sending to it; stop it or pass --device")
+        return DeviceError(
+            f"virtual camera {name} is busy — another program (another `vcam "
+            "start`, OBS) is already sending to it; stop it or pass --device"
+        )
     if "does not exist" in low:
-        return DeviceError(f"virtual camera {name} does not exist — create it with: {MODPROBE} "
-                           "(without --device, vcam finds it by its label)")
+        return DeviceError(
+            f"virtual camera {name} does not exist — create it with: {MODPROBE} "
+            "(without --device, vcam finds it by its label)"
+        )
     if "not a v4l2" in low or "could not be queried" in low:
-        return DeviceError(f"{name} is not a v4l2loopback device — create one with: {MODPROBE} "
-                           "(without --device, vcam finds it by its label)")
+        return DeviceError(
+            f"{name} is not a v4l2loopback device — create one with: {MODPROBE} "
+            "(without --device, vcam finds it by its label)"
+        )
     if platform.system() != "Linux":
-        return DeviceError(f"cannot open the OBS Virtual Camera ({text}) — install OBS Studio "
-                           "and start its virtual camera once")
-    return DeviceError(f"cannot open virtual camera {name} ({text}) — check it with "
-                       "`vcam doctor`")
+        return DeviceError(
+            f"cannot open the OBS Virtual Camera ({text}) — install OBS Studio and start its virtual camera once"
+        )
+    return DeviceError(f"cannot open virtual camera {name} ({text}) — check it with `vcam doctor`")
 
 
 class WindowSink(Sink):
@@ -271,10 +289,8 @@ class WindowSink(Sink):
     TITLE = "SharpCam preview (left: camera, right: SharpCam) - Ctrl+C to stop"
 
     def __init__(self) -> None:
-        if platform.system() == "Linux" and not (os.environ.get("DISPLAY")
-                                                 or os.environ.get("WAYLAND_DISPLAY")):
-            raise DeviceError("--sink window needs a display (DISPLAY is not set) — use "
-                              "--sink FILE.mp4 or --sink null")
+        if platform.system() == "Linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise DeviceError("--sink window needs a display (DISPLAY is not set) — use --sink FILE.mp4 or --sink null")
         self._open = False
 
     def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
@@ -287,8 +303,9 @@ class WindowSink(Sink):
             cv2.imshow(self.TITLE, view)
             cv2.waitKey(1)  # pumps the window's events; without it nothing is drawn
         except cv2.error as exc:
-            raise DeviceError(f"cannot open a preview window ({str(exc).strip()}) — use "
-                              "--sink FILE.mp4 or --sink null") from exc
+            raise DeviceError(
+                f"cannot open a preview window ({str(exc).strip()}) — use --sink FILE.mp4 or --sink null"
+            ) from exc
         self._open = True
 
     def close(self) -> None:
@@ -304,11 +321,9 @@ class FileSink(Sink):
         self.path = Path(path)
         self.width, self.height = _even(width), _even(height)
         codec = "mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), fps,
-                                       (self.width, self.height))
+        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), fps, (self.width, self.height))
         if not self._writer.isOpened():
-            raise DeviceError(f"cannot write video file {self.path} — check the folder exists "
-                              "and is writable")
+            raise DeviceError(f"cannot write video file {self.path} — check the folder exists and is writable")
         self.frames_written = 0
 
     def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
@@ -329,8 +344,9 @@ class NullSink(Sink):
         self.frames_sent += 1
 
 
-def open_sink(spec: str, width: int, height: int, fps: float, device: str | None = None,
-              **virtualcam_options: object) -> Sink:
+def open_sink(
+    spec: str, width: int, height: int, fps: float, device: str | None = None, **virtualcam_options: Any
+) -> Sink:
     """'virtualcam' (default), 'window', 'null', or a path ending in .mp4/.avi."""
     if spec == "virtualcam":
         return VirtualCamSink(width, height, fps, device, **virtualcam_options)
@@ -340,5 +356,4 @@ def open_sink(spec: str, width: int, height: int, fps: float, device: str | None
         return NullSink()
     if Path(spec).suffix.lower() in (".mp4", ".avi"):
         return FileSink(spec, width, height, fps)
-    raise DeviceError(f"unknown --sink {spec!r} — use virtualcam, window, null or a "
-                      "FILE.mp4/.avi")
+    raise DeviceError(f"unknown --sink {spec!r} — use virtualcam, window, null or a FILE.mp4/.avi")

@@ -28,12 +28,11 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
-
 import pattern
 
 SHARE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/e2e")
@@ -85,6 +84,7 @@ def say(message: str) -> None:
 
 # --- results ----------------------------------------------------------------------------------
 
+
 class Results:
     """results.json in the share, rewritten after every scenario."""
 
@@ -110,14 +110,17 @@ class Results:
 
 # --- kernel module, processes, readers -------------------------------------------------------
 
+
 def load_loopback(devices: list[tuple[int, str, bool]]) -> None:
     """(Re)load v4l2loopback with one device per (number, card label, exclusive_caps)."""
     if Path("/sys/module/v4l2loopback").exists():
         subprocess.run(["busybox", "rmmod", "v4l2loopback"], check=True)
-    params = [f"devices={len(devices)}",
-              "video_nr=" + ",".join(str(nr) for nr, _, _ in devices),
-              "card_label=" + ",".join(label for _, label, _ in devices),
-              "exclusive_caps=" + ",".join("1" if ex else "0" for _, _, ex in devices)]
+    params = [
+        f"devices={len(devices)}",
+        "video_nr=" + ",".join(str(nr) for nr, _, _ in devices),
+        "card_label=" + ",".join(label for _, label, _ in devices),
+        "exclusive_caps=" + ",".join("1" if ex else "0" for _, _, ex in devices),
+    ]
     subprocess.run(["busybox", "insmod", str(SHARE / "v4l2loopback.ko"), *params], check=True)
     deadline = time.monotonic() + 10
     while not all(Path(f"/dev/video{nr}").exists() for nr, _, _ in devices):
@@ -142,8 +145,7 @@ class Process:
     def wait_for_line(self, needle: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while needle not in self.output():
-            check(self.proc.poll() is None,
-                  f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
+            check(self.proc.poll() is None, f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
             check(time.monotonic() < deadline, f"{self.name}: no '{needle}' within {timeout}s")
             time.sleep(0.2)
 
@@ -163,12 +165,26 @@ class Process:
 
 
 def vcam_start(name: str, *options: str) -> Process:
-    return Process(name, [VCAM, "start", "--source", FAKECAM, "--model", MODEL, *SIZE,
-                          "--fps", str(pattern.FPS), "--ema", "0", *options])
+    return Process(
+        name,
+        [
+            VCAM,
+            "start",
+            "--source",
+            FAKECAM,
+            "--model",
+            MODEL,
+            *SIZE,
+            "--fps",
+            str(pattern.FPS),
+            "--ema",
+            "0",
+            *options,
+        ],
+    )
 
 
-def open_reader(writer: Process, timeout: float = OPEN_TIMEOUT) -> tuple[cv2.VideoCapture,
-                                                                          np.ndarray]:
+def open_reader(writer: Process, timeout: float = OPEN_TIMEOUT) -> tuple[cv2.VideoCapture, np.ndarray]:
     """A capture of SharpCam as an app opens it (OpenCV by index with CAP_V4L2: OpenCV 5 cannot
     open a V4L2 path) and its first frame. With exclusive_caps=1 the device is a capture device
     only once a writer has started, so this polls."""
@@ -180,8 +196,7 @@ def open_reader(writer: Process, timeout: float = OPEN_TIMEOUT) -> tuple[cv2.Vid
             if ok:
                 return capture, frame
         capture.release()
-        check(writer.proc.poll() is None,
-              f"{writer.name} exited with {writer.proc.returncode}: {writer.tail()}")
+        check(writer.proc.poll() is None, f"{writer.name} exited with {writer.proc.returncode}: {writer.tail()}")
         check(time.monotonic() < deadline, f"no frame from {SHARPCAM} within {timeout}s")
         time.sleep(0.5)
 
@@ -237,13 +252,17 @@ def edge_energy(frame: np.ndarray) -> float:
 
 def check_sharpened(frame: np.ndarray) -> str:
     """The frame is the model's output on some phase of the pattern (and not the pattern)."""
-    check(frame.shape == (pattern.HEIGHT, pattern.WIDTH, 3),
-          f"frame shape {frame.shape}, expected {(pattern.HEIGHT, pattern.WIDTH, 3)}")
+    check(
+        frame.shape == (pattern.HEIGHT, pattern.WIDTH, 3),
+        f"frame shape {frame.shape}, expected {(pattern.HEIGHT, pattern.WIDTH, 3)}",
+    )
     phase, diff = nearest(frame, EXPECTED)
     _, diff_raw = nearest(frame, INPUTS)
     gain = edge_energy(frame) / edge_energy(INPUTS[phase].astype(np.uint8))
-    summary = (f"phase {phase}: {diff:.2f} levels from the model output, {diff_raw:.1f} from the "
-               f"unsharpened pattern, edge energy x{gain:.2f}")
+    summary = (
+        f"phase {phase}: {diff:.2f} levels from the model output, {diff_raw:.1f} from the "
+        f"unsharpened pattern, edge energy x{gain:.2f}"
+    )
     check(diff <= MATCH_TOLERANCE, f"frame does not match the model output: {summary}")
     check(diff_raw >= DISTINCT, f"frame looks unsharpened: {summary}")
     check(gain >= MIN_EDGE_GAIN, f"edge energy did not rise: {summary}")
@@ -255,8 +274,7 @@ def check_unsharpened(frame: np.ndarray) -> str:
     phase, diff = nearest(frame, INPUTS)
     _, diff_sharp = nearest(frame, EXPECTED)
     summary = f"phase {phase}: {diff:.2f} levels from the pattern, {diff_sharp:.1f} from sharpened"
-    check(diff <= MATCH_TOLERANCE and diff_sharp >= DISTINCT,
-          f"frame is not the unsharpened pattern: {summary}")
+    check(diff <= MATCH_TOLERANCE and diff_sharp >= DISTINCT, f"frame is not the unsharpened pattern: {summary}")
     return summary
 
 
@@ -266,28 +284,33 @@ def no_traceback(process_output: str, who: str) -> None:
 
 # --- scenarios --------------------------------------------------------------------------------
 
+
 def scenario_no_device() -> str:
     """(c) No device labelled SharpCam: one line with the fix, exit code 2, no traceback."""
     load_loopback([(FAKECAM_NR, "FakeWebcam", True)])
-    result = subprocess.run([VCAM, "start", "--source", str(SHARE / "pattern.avi"), "--model",
-                             MODEL, *SIZE, "--frames", "5"],
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT)
-    say(f"vcam start without a SharpCam device: exit {result.returncode}, stderr "
-        f"{result.stderr.strip()!r}")
+    result = subprocess.run(
+        [VCAM, "start", "--source", str(SHARE / "pattern.avi"), "--model", MODEL, *SIZE, "--frames", "5"],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+    )
+    say(f"vcam start without a SharpCam device: exit {result.returncode}, stderr {result.stderr.strip()!r}")
     lines = result.stderr.strip().splitlines()
     no_traceback(result.stderr + result.stdout, "vcam start")
     check(result.returncode == 2, f"exit code {result.returncode}, expected 2")
     check(len(lines) == 1, f"expected one line on stderr, got {len(lines)}: {result.stderr!r}")
-    check(lines[0].startswith("error: ") and "modprobe v4l2loopback" in lines[0]
-          and "card_label=SharpCam" in lines[0],
-          f"the line does not give the modprobe fix: {lines[0]!r}")
+    check(
+        lines[0].startswith("error: ") and "modprobe v4l2loopback" in lines[0] and "card_label=SharpCam" in lines[0],
+        f"the line does not give the modprobe fix: {lines[0]!r}",
+    )
     return f"exit 2, one line: {lines[0][:90]}..."
 
 
 def scenario_doctor() -> str:
     """(d) `vcam doctor` reports the SharpCam device, its exclusive_caps and the camera."""
-    result = subprocess.run([VCAM, "doctor", "--model", MODEL, "--source", FAKECAM],
-                            capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    result = subprocess.run(
+        [VCAM, "doctor", "--model", MODEL, "--source", FAKECAM], capture_output=True, text=True, timeout=RUN_TIMEOUT
+    )
     report = result.stdout
     say("vcam doctor:\n" + report + result.stderr)
     no_traceback(report + result.stderr, "vcam doctor")
@@ -308,8 +331,10 @@ def scenario_doctor() -> str:
 def scenario_publish() -> str:
     """(a) The default sink finds SharpCam by its label and publishes the sharpened pattern."""
     listing = v4l2_ctl("--list-devices")
-    check(re.search(rf"^SharpCam \(.*\):\s*\n\s*{SHARPCAM}\s*$", listing, re.M) is not None,
-          f"v4l2-ctl --list-devices does not list {SHARPCAM} as SharpCam: {listing!r}")
+    check(
+        re.search(rf"^SharpCam \(.*\):\s*\n\s*{SHARPCAM}\s*$", listing, re.M) is not None,
+        f"v4l2-ctl --list-devices does not list {SHARPCAM} as SharpCam: {listing!r}",
+    )
     before = cv2.VideoCapture(SHARPCAM_NR, cv2.CAP_V4L2)
     readable = before.isOpened() and before.read()[0]
     before.release()
@@ -320,10 +345,11 @@ def scenario_publish() -> str:
     try:
         capture, first = open_reader(vcam)
         fmt = v4l2_ctl("-d", SHARPCAM, "--info", "--get-fmt-video")
-        check(re.search(r"Card type\s*:\s*SharpCam\s*$", fmt, re.M) is not None,
-              f"card type is not SharpCam: {fmt!r}")
-        check(re.search(rf"Width/Height\s*:\s*{pattern.WIDTH}/{pattern.HEIGHT}", fmt) is not None,
-              f"device format is not {pattern.WIDTH}x{pattern.HEIGHT}: {fmt!r}")
+        check(re.search(r"Card type\s*:\s*SharpCam\s*$", fmt, re.M) is not None, f"card type is not SharpCam: {fmt!r}")
+        check(
+            re.search(rf"Width/Height\s*:\s*{pattern.WIDTH}/{pattern.HEIGHT}", fmt) is not None,
+            f"device format is not {pattern.WIDTH}x{pattern.HEIGHT}: {fmt!r}",
+        )
         size = (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         check(size == (pattern.WIDTH, pattern.HEIGHT), f"OpenCV reports size {size}")
         summaries = [check_sharpened(f) for f in [first] + [read_frame(capture) for _ in range(4)]]
@@ -335,8 +361,10 @@ def scenario_publish() -> str:
     finally:
         vcam.stop()
     say("published frames: " + "; ".join(summaries))
-    return (f"SharpCam {pattern.WIDTH}x{pattern.HEIGHT} found by label, 5/5 frames sharpened "
-            f"({summaries[-1]}), exit 0 after {frames} frames")
+    return (
+        f"SharpCam {pattern.WIDTH}x{pattern.HEIGHT} found by label, 5/5 frames sharpened "
+        f"({summaries[-1]}), exit 0 after {frames} frames"
+    )
 
 
 def scenario_sigterm_restart() -> str:
@@ -359,8 +387,7 @@ def scenario_sigterm_restart() -> str:
                 exited = now
             time.sleep(0.01)
         code = first.proc.returncode
-        say(f"after SIGTERM: device released in {released:.2f}s, process exited in "
-            f"{exited:.2f}s with code {code}")
+        say(f"after SIGTERM: device released in {released:.2f}s, process exited in {exited:.2f}s with code {code}")
         no_traceback(first.output(), "vcam start")
         check(code == 0, f"exit code {code} after SIGTERM: {first.tail()}")
         check(released <= RELEASE_LIMIT, f"vcam took {released:.2f}s to release SharpCam")
@@ -374,10 +401,10 @@ def scenario_sigterm_restart() -> str:
         deadline = time.monotonic() + OPEN_TIMEOUT
         reopened = False
         while True:
-            check(second.proc.poll() in (None, 0),
-                  f"second vcam start failed ({second.proc.returncode}): {second.tail()}")
-            check(time.monotonic() < deadline, "no frame of the second vcam within "
-                                               f"{OPEN_TIMEOUT}s: {second.tail()}")
+            check(
+                second.proc.poll() in (None, 0), f"second vcam start failed ({second.proc.returncode}): {second.tail()}"
+            )
+            check(time.monotonic() < deadline, f"no frame of the second vcam within {OPEN_TIMEOUT}s: {second.tail()}")
             ok, frame = capture.read()
             if not ok:  # the reader's stream ended with the first writer: reopen
                 capture.release()
@@ -397,8 +424,10 @@ def scenario_sigterm_restart() -> str:
         if second is not None:
             second.stop()
     reader = "the reader, reopened," if reopened else "the still-attached reader"
-    return (f"released SharpCam {released:.2f}s and exited 0 {exited:.2f}s after SIGTERM; a "
-            f"restart published to {reader} ({summary})")
+    return (
+        f"released SharpCam {released:.2f}s and exited 0 {exited:.2f}s after SIGTERM; a "
+        f"restart published to {reader} ({summary})"
+    )
 
 
 def run(results: Results, name: str, scenario: Callable[[], str]) -> None:
@@ -421,8 +450,7 @@ def main() -> int:
     # The fake webcam is created first although its number is higher (video_nr=20,10): the
     # module's per-device flags are in creation order, not in device-number order.
     load_loopback([(FAKECAM_NR, "FakeWebcam", False), (SHARPCAM_NR, "SharpCam", True)])
-    fakecam = Process("fakecam", [sys.executable, str(Path(__file__).with_name("fakecam.py")),
-                                  FAKECAM])
+    fakecam = Process("fakecam", [sys.executable, str(Path(__file__).with_name("fakecam.py")), FAKECAM])
     try:
         fakecam.wait_for_line("fakecam: streaming", OPEN_TIMEOUT)
         say(fakecam.tail(1))

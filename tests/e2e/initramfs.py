@@ -38,16 +38,17 @@ def load_order(moddir: Path, wanted: list[str]) -> list[Path]:
     for line in (moddir / "modules.dep").read_text().splitlines():
         target, _, rest = line.partition(":")
         deps[_module_name(target)] = (target, rest.split())
-    builtin = {_module_name(line) for line in
-               (moddir / "modules.builtin").read_text().splitlines()} \
-        if (moddir / "modules.builtin").exists() else set()
+    builtin = (
+        {_module_name(line) for line in (moddir / "modules.builtin").read_text().splitlines()}
+        if (moddir / "modules.builtin").exists()
+        else set()
+    )
     order: list[str] = []
     for name in map(_norm, wanted):
         if name not in deps:
             if name in builtin:
                 continue
-            raise SystemExit(f"initramfs: module {name} is neither in {moddir}/modules.dep nor "
-                             "built into the kernel")
+            raise SystemExit(f"initramfs: module {name} is neither in {moddir}/modules.dep nor built into the kernel")
         target, requires = deps[name]
         for path in [*reversed(requires), target]:  # modules.dep lists the deepest last
             if path not in order:
@@ -75,12 +76,10 @@ class Cpio:
 
     def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)):
         encoded = name.encode() + b"\0"
-        fields = [self._ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1],
-                  len(encoded), 0]
+        fields = [self._ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0]
         self._ino += 1
         header = b"070701" + b"".join(b"%08X" % f for f in fields)
-        self._parts += [header, encoded, b"\0" * (-(len(header) + len(encoded)) % 4),
-                        data, b"\0" * (-len(data) % 4)]
+        self._parts += [header, encoded, b"\0" * (-(len(header) + len(encoded)) % 4), data, b"\0" * (-len(data) % 4)]
 
     def directory(self, name: str) -> None:
         self._entry(name, stat.S_IFDIR | 0o755)
@@ -101,8 +100,9 @@ def main() -> None:
     parser.add_argument("--kver", required=True, help="kernel version (a /lib/modules folder)")
     parser.add_argument("--v4l2loopback", required=True, type=Path, help="the built module")
     parser.add_argument("--out", required=True, type=Path, help="initramfs to write")
-    parser.add_argument("--module-out", required=True, type=Path,
-                        help="where to put the (decompressed) v4l2loopback.ko for the guest")
+    parser.add_argument(
+        "--module-out", required=True, type=Path, help="where to put the (decompressed) v4l2loopback.ko for the guest"
+    )
     parser.add_argument("--busybox", default=shutil.which("busybox") or "/bin/busybox")
     args = parser.parse_args()
 

@@ -22,8 +22,13 @@ def frame(k: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
     """Frame `k` (taken modulo PHASES) as a BGR uint8 image of height x width."""
     k %= PHASES
     y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([60 + 100 * x / width,        # blue grows to the right
-                     100 + 60 * y / height,       # green grows downwards
-                     160 - 100 * x / width], -1)  # red shrinks to the right
+    base = np.stack(
+        [
+            60 + 100 * x / width,  # blue grows to the right
+            100 + 60 * y / height,  # green grows downwards
+            160 - 100 * x / width,
+        ],
+        -1,
+    )  # red shrinks to the right
     checker = (((x - 2 * k) // CELL + (y - k) // CELL) % 2) * 2 - 1
     return np.clip(base + CONTRAST * checker[..., None], 0, 255).round().astype(np.uint8)

@@ -53,8 +53,9 @@ def main(share: Path) -> None:
     expected = np.stack([yuv420_round_trip(run_model(session, f)) for f in inputs])
     np.savez(share / "reference.npz", inputs=inputs, expected=expected)
 
-    writer = cv2.VideoWriter(str(share / "pattern.avi"), cv2.VideoWriter.fourcc(*"MJPG"),
-                             pattern.FPS, (pattern.WIDTH, pattern.HEIGHT))
+    writer = cv2.VideoWriter(
+        str(share / "pattern.avi"), cv2.VideoWriter.fourcc(*"MJPG"), pattern.FPS, (pattern.WIDTH, pattern.HEIGHT)
+    )
     for f in frames[:4]:
         writer.write(f)
     writer.release()
