@@ -126,6 +126,7 @@ def start(
     ema: float = typer.Option(DEFAULT_STRENGTH, help="Temporal smoothing 0..1, 0 disables."),
     provider: str = typer.Option("auto", help="auto, cpu, cuda or tensorrt."),
     frames: int | None = typer.Option(None, help="Stop after N frames (demos, tests)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Let a --sink FILE replace an existing file."),
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the sharpened camera in the foreground until Ctrl+C / SIGTERM."""
@@ -148,6 +149,7 @@ def start(
                 ema=ema,
                 provider=_provider(provider),
                 tier=tier,
+                overwrite=overwrite,
             ) as pipeline,
         ):
             count = pipeline.run(stop, frames)

@@ -28,6 +28,7 @@ Timings, in ms per published frame, kept in a ring buffer for percentiles:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -246,6 +247,7 @@ def open_pipeline(
     ema: float = DEFAULT_STRENGTH,
     provider: str | None = None,
     tier: str | None = None,
+    overwrite: bool = False,
     status_interval: float | None = 5.0,
     **sink_options: Any,
 ) -> Pipeline:
@@ -260,6 +262,8 @@ def open_pipeline(
         raise VcamError("--model and --tier both choose the model — pass one of them")
     if tier is not None:
         tiers.tier_path(tier)  # an unknown tier is an error before the camera turns on
+    if os.path.isfile(source) and os.path.exists(sink) and os.path.samefile(source, sink):
+        raise VcamError(f"--sink {sink} is the --source file: recording would destroy it — name another file")
     sharpener = Sharpener(model, provider, strength) if model is not None else None
     temporal = TemporalFilter(ema)
     camera = open_source(source, width, height, fps)
@@ -271,7 +275,7 @@ def open_pipeline(
             sharpener = Sharpener(choice.path, provider, strength)
             if tier is None:
                 replace = _step_down(choice.tier, provider, strength)
-        out = open_sink(sink, *camera.size, camera.fps, device, **sink_options)
+        out = open_sink(sink, *camera.size, camera.fps, device, overwrite, **sink_options)
     except BaseException:
         camera.close()
         raise

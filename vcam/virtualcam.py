@@ -345,9 +345,16 @@ class NullSink(Sink):
 
 
 def open_sink(
-    spec: str, width: int, height: int, fps: float, device: str | None = None, **virtualcam_options: Any
+    spec: str,
+    width: int,
+    height: int,
+    fps: float,
+    device: str | None = None,
+    overwrite: bool = False,
+    **virtualcam_options: Any,
 ) -> Sink:
-    """'virtualcam' (default), 'window', 'null', or a path ending in .mp4/.avi."""
+    """'virtualcam' (default), 'window', 'null', or a path ending in .mp4/.avi (an existing
+    file only with `overwrite`: a recording never replaces a file the user did not name twice)."""
     if spec == "virtualcam":
         return VirtualCamSink(width, height, fps, device, **virtualcam_options)
     if spec == "window":
@@ -355,5 +362,7 @@ def open_sink(
     if spec == "null":
         return NullSink()
     if Path(spec).suffix.lower() in (".mp4", ".avi"):
+        if Path(spec).exists() and not overwrite:
+            raise DeviceError(f"--sink {spec} exists — pass --overwrite to replace it, or name another file")
         return FileSink(spec, width, height, fps)
     raise DeviceError(f"unknown --sink {spec!r} — use virtualcam, window, null or a FILE.mp4/.avi")
