@@ -221,3 +221,31 @@ def test_doctor_reports_the_tier_it_would_run(clip: Path) -> None:
     tier = next(c for c in checks if c.name.startswith("model tier"))
     assert tier.ok and tier.detail.split()[0] in ("fast", "default", "hq")
     assert next(c for c in checks if c.name.startswith("model loads")).ok
+
+
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (["--fps", "nan"], "--fps must be a positive number"),
+        (["--fps", "inf"], "--fps must be a positive number"),
+        (["--fps", "0"], "--fps must be a positive number"),
+        (["--width", "100000", "--height", "100000"], "more than 8K"),
+        (["--width", "1"], "at least 2"),
+        (["--frames", "-1"], "--frames must be at least 1"),
+        (["--strength", "abc"], "strength"),
+    ],
+)
+def test_start_refuses_bad_options_in_one_line_and_writes_nothing(
+    options: list[str], fragment: str, clip: Path, identity_model: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "recording.avi"
+    result = vcam("start", "--model", identity_model, "--source", clip, "--sink", out, *options)
+    assert_one_line_error(result, fragment)
+    assert not out.exists()
+
+
+def test_bench_checks_its_out_path_before_measuring(identity_model: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "bench.md"
+    assert_one_line_error(vcam("bench", "--model", identity_model, "--out", missing), "does not exist")
+    assert not missing.parent.exists()  # not created behind the user's back
+    assert_one_line_error(vcam("bench", "--model", identity_model, "--out", tmp_path), "is a folder")

@@ -26,7 +26,7 @@ import numpy as np
 import onnxruntime as ort
 
 from vcam.baselines import cas, unsharp_mask
-from vcam.camera import CameraSource
+from vcam.camera import MAX_PIXELS, CameraSource, check_request
 from vcam.cpu import cpu_info
 from vcam.errors import VcamError
 from vcam.frames import on_luma
@@ -53,6 +53,10 @@ def parse_sizes(text: str) -> list[tuple[str, int, int]]:
             w = h = 0
         if w < 2 or h < 2:
             raise VcamError(f"bad size {item!r} in --sizes — use 480p, 720p, 1080p or WxH like 640x360")
+        if w * h > MAX_PIXELS:
+            raise VcamError(
+                f"size {item!r} in --sizes is larger than 8K — use 480p, 720p, 1080p or WxH up to 7680x4320"
+            )
         sizes.append((item, w, h))
     if not sizes:
         raise VcamError("--sizes is empty — use e.g. 480p,720p,1080p")
@@ -207,8 +211,7 @@ def run_bench(
     """Measure the model and both baselines at every size; returns a JSON-ready report."""
     if frames < 1:
         raise VcamError(f"--frames must be at least 1 (got {frames})")
-    if fps <= 0:
-        raise VcamError(f"--fps must be positive (got {fps})")
+    check_request(None, None, fps)
     _steady_state_malloc()
     sharpener = Sharpener(model, provider)
     methods: dict[str, Sharpen] = {"model": sharpener, "unsharp": _Baseline(unsharp_mask), "cas": _Baseline(cas)}
@@ -282,10 +285,18 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def check_report_path(path: str | Path) -> None:
+    """Before the bench runs: a report goes into an existing folder, never over a folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise VcamError(f"--out {path} is a folder — name a file in it, e.g. {path / 'bench.md'}")
+    if not path.parent.is_dir():
+        raise VcamError(f"--out {path}: the folder {path.parent} does not exist — create it or name another")
+
+
 def write_report(report: dict, path: str | Path) -> Path:
     """`.json` gets the machine-readable report, anything else the Markdown table."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2) if path.suffix == ".json" else format_report(report)
     path.write_text(text + "\n")
     return path

@@ -34,7 +34,26 @@ from vcam.errors import SourceError  # noqa: E402
 
 log = logging.getLogger(__name__)
 
+
+def check_request(width: int | None, height: int | None, fps: float) -> None:
+    """Refuse a frame size or rate no camera and no pipeline can serve, before anything opens."""
+    if not math.isfinite(fps) or fps <= 0:
+        raise SourceError(f"--fps must be a positive number (got {fps:g})")
+    if width is not None and width < 2 or height is not None and height < 2:
+        raise SourceError(f"--width and --height must be at least 2 (got {width}x{height})")
+    pixels = (width or 0) * (height or 0)
+    if pixels > MAX_PIXELS:
+        raise SourceError(
+            f"--width {width} --height {height} is {pixels / 1e6:.0f} megapixels, more than 8K "
+            f"({MAX_PIXELS / 1e6:.0f}) — ask for 1920x1080 or less"
+        )
+    if pixels > LARGE_PIXELS:
+        log.warning("%dx%d is larger than 4K: expect a few frames per second at most", width, height)
+
+
 DEFAULT_WIDTH, DEFAULT_HEIGHT, DEFAULT_FPS = 1280, 720, 30.0  # what `vcam start` asks of a camera
+MAX_PIXELS = 7680 * 4320  # 8K: beyond it one frame takes gigabytes through the pipeline
+LARGE_PIXELS = 3840 * 2160  # above 4K no laptop CPU keeps up: say so
 FIRST_FRAME_TIMEOUT_S = 2.0
 """How long a source may stay silent (at start or later) before it counts as dead."""
 

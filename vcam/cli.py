@@ -132,6 +132,8 @@ def start(
     """Run the sharpened camera in the foreground until Ctrl+C / SIGTERM."""
     from vcam.pipeline import open_pipeline  # keeps `vcam --help` fast
 
+    if frames is not None and frames < 1:
+        raise VcamError(f"--frames must be at least 1 (got {frames})")
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -173,11 +175,13 @@ def bench(
     out: Path | None = typer.Option(None, help="Also write the report (.json or .md)."),
 ) -> None:
     """Latency per stage, throughput and CPU of the real pipeline vs unsharp mask and CAS."""
-    from vcam.bench import format_report, parse_sizes, run_bench, write_report
+    from vcam.bench import check_report_path, format_report, parse_sizes, run_bench, write_report
     from vcam.tiers import tier_path
 
     if model is not None and tier is not None:
         raise VcamError("--model and --tier both choose the model — pass one of them")
+    if out is not None:
+        check_report_path(out)
     report = run_bench(
         model if model is not None else tier_path(tier or "default"),
         parse_sizes(sizes),

@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from vcam import tiers
-from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, CameraSource, open_source
+from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, CameraSource, check_request, open_source
 from vcam.errors import VcamError
 from vcam.frames import to_i420
 from vcam.sharpen import Sharpener, on_cpus
@@ -254,10 +254,7 @@ def open_pipeline(
     """Open every stage from user-level options. A --model is loaded first, so that a bad one is
     reported before the camera turns on; without one, the tier is chosen for the camera's
     actual frame size (vcam/tiers.py) and, unless --tier fixed it, steps down when frames drop."""
-    if width is not None and width < 2 or height is not None and height < 2:
-        raise VcamError(f"--width and --height must be at least 2 (got {width}x{height})")
-    if fps <= 0:
-        raise VcamError(f"--fps must be positive (got {fps})")
+    check_request(width, height, fps)
     if model is not None and tier is not None:
         raise VcamError("--model and --tier both choose the model — pass one of them")
     if tier is not None:
