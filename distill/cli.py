@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -16,7 +17,7 @@ app = typer.Typer(
 )
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
@@ -37,7 +38,9 @@ def train(
     out: Path = typer.Option(
         Path("runs/teacher"), help="Run folder: checkpoints, metrics.jsonl, curves.png. Resumes if it holds last.pt."
     ),
-    cache: Path = typer.Option(Path("cache"), help="Where degraded crop pools and teacher targets are cached."),
+    cache: Path | None = typer.Option(
+        None, help="Where degraded crop pools and teacher targets are cached [default: ~/.cache/sharpcam/distill]."
+    ),
     crop: int = typer.Option(128),
     pool: int = typer.Option(8000, help="Degraded crops in the training pool."),
     batch: int = typer.Option(16, help="Global batch (split across torchrun processes)."),
@@ -72,7 +75,7 @@ def train(
         train_dir=str(train_dir),
         val_dir=str(val_dir),
         out=str(out),
-        cache=str(cache),
+        cache=str(cache or ""),
         crop=crop,
         pool=pool,
         batch=batch,
@@ -146,8 +149,15 @@ def export(
     from distill.data import benchmark_set
     from distill.export import export_onnx, quantize_luma8, slim_checkpoint
 
+    for path in (out, int8, pt):
+        if path is not None and not path.parent.is_dir():
+            _fail(f"the folder {path.parent} for {path} does not exist; create it or name another")
     try:
-        result = export_onnx(checkpoint, out, name, json.loads(facts), use_ema=not raw_weights)
+        extra = json.loads(facts)
+    except json.JSONDecodeError as e:
+        _fail(f"--facts is not valid JSON ({e.msg})")
+    try:
+        result = export_onnx(checkpoint, out, name, extra, use_ema=not raw_weights)
         typer.echo(f"wrote {out}: max |PyTorch − ONNX Runtime| = {result['max_abs_diff']:.2e}")
         if pt:
             slim_checkpoint(checkpoint, pt, use_ema=not raw_weights)
@@ -173,13 +183,20 @@ def qat(
     calib_dir: Path = typer.Option(
         Path("../shared/data/train"), help="The images `distill export` calibrates INT8 on."
     ),
-    cache: Path = typer.Option(Path("cache"), help="Where the degraded crop pool is cached."),
+    cache: Path | None = typer.Option(
+        None, help="Where the degraded crop pool is cached [default: ~/.cache/sharpcam/distill]."
+    ),
 ) -> None:
     """Fine-tune a student through INT8 rounding (7-bit weights, uint8 activations)."""
     from distill.qat import QatConfig, finetune
 
     cfg = QatConfig(
-        train_dir=str(train_dir), val_dir=str(val_dir), calib_dir=str(calib_dir), cache=str(cache), steps=steps, lr=lr
+        train_dir=str(train_dir),
+        val_dir=str(val_dir),
+        calib_dir=str(calib_dir),
+        cache=str(cache or ""),
+        steps=steps,
+        lr=lr,
     )
     try:
         scores = finetune(checkpoint, out, cfg)

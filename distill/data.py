@@ -18,6 +18,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from distill.degrade import benchmark_degrade, degrade
 
@@ -98,7 +99,7 @@ def make_pool(folder: str | Path, size: int, crop: int, seed: int, cache_dir: st
     rng = np.random.default_rng(seed)
     clean = np.empty((size, crop, crop, 3), np.uint8)
     degraded = np.empty_like(clean)
-    for i in range(size):
+    for i in tqdm(range(size), desc=f"degrading {size} crops (once; cached)", leave=False):
         clean[i] = _random_crop(images[rng.integers(len(images))], crop, rng)
         degraded[i] = degrade(clean[i], rng)
     if cache:

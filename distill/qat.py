@@ -25,6 +25,7 @@ from torch import nn
 from distill.data import benchmark_set, make_pool, to_tensor_batch, write_atomically
 from distill.models import Student, StudentConfig, describe
 from distill.train import TrainingError, load_checkpoint, model_from_checkpoint, validate
+from vcam.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class QatConfig:
     val_dir: str = "../shared/data/val"
     calib_dir: str = "../shared/data/train"  # the export's calibration images: the same ranges
     calib_images: int = 24
-    cache: str = "cache"
+    cache: str = ""  # where the crop pool is cached; empty: the user's cache folder
     crop: int = 128
     pool: int = 8000
     batch: int = 16
@@ -131,7 +132,7 @@ def finetune(checkpoint: str | Path, out: str | Path, cfg: QatConfig = QatConfig
     quantized = QuantizedStudent(student, activation_scales(student, calibration))
     val = benchmark_set(cfg.val_dir)
     scores = {"float": validate(reference, val, "cpu"), "int8_before": validate(quantized, val, "cpu")}
-    pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cfg.cache)
+    pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cfg.cache or user_cache_dir() / "distill")
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     quantized.train()
     for step in range(cfg.steps):

@@ -37,9 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from distill.data import Pool, benchmark_set, make_pool, to_tensor_batch, write_atomically
+from distill.data import Pool, benchmark_set, image_paths, make_pool, to_tensor_batch, write_atomically
 from distill.metrics import psnr
 from distill.models import build, describe
+from vcam.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class TrainConfig:
     train_dir: str = "../shared/data/train"
     val_dir: str = "../shared/data/val"
     out: str = "runs/teacher"
-    cache: str = "cache"
+    cache: str = ""  # crop pools and teacher targets; empty: the user's cache folder
     crop: int = 128
     pool: int = 8000
     batch: int = 16  # global batch, split across DDP processes
@@ -108,9 +109,17 @@ def load_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
 def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> nn.Module:
     """The network stored in a checkpoint (its EMA weights when present), in eval mode."""
     ckpt = load_checkpoint(path)
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("arch"), dict) or "model" not in ckpt:
+        raise TrainingError(
+            f"{path} is not a checkpoint written by `distill train` (no architecture and weights in it)"
+        )
     arch = dict(ckpt["arch"])
-    model = build(arch.pop("kind"), **arch)
-    model.load_state_dict(ckpt["ema"] if use_ema and ckpt.get("ema") else ckpt["model"])
+    try:
+        model = build(arch.pop("kind", ""), **arch)
+        model.load_state_dict(ckpt["ema"] if use_ema and ckpt.get("ema") else ckpt["model"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TrainingError(f"{path} holds an architecture or weights this version cannot build ({first})") from None
     return model.eval()
 
 
@@ -122,7 +131,7 @@ def _file_digest(path: str | Path) -> str:
 def teacher_targets(teacher: nn.Module, pool: Pool, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
     """The teacher's output (uint8) and 1/4-res features (fp16) for every crop of the pool."""
     if cache and cache.exists():
-        z = torch.load(cache)
+        z = torch.load(cache, weights_only=True)
         return z["out"], z["feat"]
     outs, feats = [], []
     for i in tqdm(range(0, len(pool), 32), desc="teacher targets", leave=False):
@@ -218,13 +227,25 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.batch % world:
         raise TrainingError(f"--batch {cfg.batch} must be divisible by the {world} processes")
 
+    # ---- every option checked before the minutes of building the crop pool ---------------
+    try:
+        model = build(cfg.kind, **cfg.model).to(device)
+    except (TypeError, ValueError) as e:
+        raise TrainingError(f"--kind {cfg.kind} --model {json.dumps(cfg.model)}: {e}") from None
+    for option, path in (("--teacher", cfg.teacher), ("--init", cfg.init)):
+        if path and not Path(path).is_file():
+            raise TrainingError(f"{option} {path} does not exist; pass a checkpoint written by `distill train`")
+    image_paths(cfg.train_dir), image_paths(cfg.val_dir)  # each folder exists and holds images
+    cache = Path(cfg.cache) if cfg.cache else user_cache_dir() / "distill"
+
     # ---- data ------------------------------------------------------------------------------
-    pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cfg.cache)
+    if main:
+        log.info("crop pool and teacher targets are cached in %s", cache)
+    pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cache)
     val = benchmark_set(cfg.val_dir) if main else []
     input_psnr = float(np.mean([psnr(d, c) for d, c in val])) if main else 0.0
 
     # ---- model, optimiser, EMA -------------------------------------------------------------
-    model = build(cfg.kind, **cfg.model).to(device)
     distilling = bool(cfg.teacher)
     adapter = None
     if distilling:
@@ -232,7 +253,7 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.w_feat > 0:
             adapter = nn.Conv2d(model.feature_channels, teacher.feature_channels, 1).to(device)
         key = f"{_file_digest(cfg.teacher)}-{cfg.pool}-{cfg.crop}-{cfg.seed}"
-        t_out, t_feat = teacher_targets(teacher, pool, Path(cfg.cache) / f"teacher-{key}.pt")
+        t_out, t_feat = teacher_targets(teacher, pool, cache / f"teacher-{key}.pt")
         del teacher
     trainee = Trainee(model, adapter)
 

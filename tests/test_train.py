@@ -227,3 +227,78 @@ def test_torchrun_two_process_gloo(tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert load_checkpoint(out / "last.pt")["step"] == 6
+
+
+class _RunsACommand:
+    """What a malicious .pt would carry: unpickling it calls os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _distill(*args: object) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "distill", *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+
+
+def _one_line_error(r: subprocess.CompletedProcess, fragment: str) -> None:
+    assert r.returncode == 2, r.stderr
+    lines = [line for line in r.stderr.strip().splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and fragment in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_checkpoint_is_data_never_code(tmp_path):
+    marker = tmp_path / "ran"
+    torch.save({"arch": {"kind": "student"}, "model": _RunsACommand(marker)}, tmp_path / "evil.pt")
+    _one_line_error(_distill("export", tmp_path / "evil.pt", tmp_path / "x.onnx"), "is not readable")
+    _one_line_error(
+        _distill(
+            "train",
+            "--kind",
+            "student",
+            "--teacher",
+            tmp_path / "evil.pt",
+            "--init",
+            tmp_path / "evil.pt",
+            "--out",
+            tmp_path / "run",
+            "--train-dir",
+            tmp_path / "nope",
+        ),
+        "does not exist",
+    )
+    assert not marker.exists()
+    with pytest.raises(TrainingError, match="is not readable"):
+        load_checkpoint(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+def test_export_says_in_one_line_what_is_wrong_with_its_input(tmp_path):
+    torch.save({"head.weight": torch.zeros(1)}, tmp_path / "state_dict.pt")  # a checkpoint from elsewhere
+    _one_line_error(_distill("export", tmp_path / "state_dict.pt", tmp_path / "x.onnx"), "not a checkpoint written by")
+    torch.save({"arch": {"kind": "student", "channels": 8, "wings": 2}, "model": {}}, tmp_path / "odd.pt")
+    _one_line_error(_distill("export", tmp_path / "odd.pt", tmp_path / "x.onnx"), "cannot build")
+    _one_line_error(_distill("export", tmp_path / "odd.pt", tmp_path / "missing" / "x.onnx"), "does not exist")
+
+
+def test_train_checks_its_options_before_building_the_pool(tmp_path):
+    cfg = tiny_config(tmp_path)
+    common = [
+        "--train-dir",
+        cfg.train_dir,
+        "--val-dir",
+        cfg.val_dir,
+        "--cache",
+        tmp_path / "c",
+        "--out",
+        tmp_path / "o",
+    ]
+    _one_line_error(_distill("train", "--kind", "foo", *common), "foo")
+    _one_line_error(_distill("train", "--kind", "student", "--model", '{"wings": 2}', *common), "wings")
+    _one_line_error(_distill("train", "--teacher", tmp_path / "none.pt", *common), "--teacher")
+    assert not (tmp_path / "c").exists()  # nothing built, nothing cached

@@ -24,6 +24,7 @@ import numpy as np
 from vcam.cpu import cpu_info
 from vcam.errors import ModelError, VcamError
 from vcam.frames import to_i420
+from vcam.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +59,7 @@ def tier_path(tier: str) -> Path:
 
 
 def cache_path() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sharpcam" / "calibration.json"
+    return user_cache_dir() / "calibration.json"
 
 
 @dataclass(frozen=True)
