@@ -179,6 +179,16 @@ def validate(model: nn.Module, val: list[tuple[np.ndarray, np.ndarray]], device:
     return float(np.mean(scores))
 
 
+def _forget_metrics_after(path: Path, step: int) -> None:
+    """Drop the rows a killed run logged after its last checkpoint: the resumed run logs them again."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
+    if len(kept) < len(lines):
+        write_atomically(path, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in kept)))
+
+
 def plot_curves(metrics_path: Path, png_path: Path) -> None:
     import matplotlib
 
@@ -279,6 +289,7 @@ def train(cfg: TrainConfig) -> Path:
     if source == last:
         step, elapsed, best = ckpt["step"], ckpt["elapsed"], ckpt["best"]
         if main:
+            _forget_metrics_after(out / "metrics.jsonl", step)
             log.info("resumed %s at step %d", last, step)
     elif source and main:
         log.info("starting from the weights of %s", source)

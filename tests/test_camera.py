@@ -146,3 +146,17 @@ def test_camera_that_stops_mid_stream_raises_on_read() -> None:
         with pytest.raises(SourceError, match="camera 0 sent no frame for"):
             for _ in range(100):
                 source.read(0.1)
+
+
+def test_sources_that_are_not_videos_say_what_they_are(tmp_path: Path) -> None:
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "photo.png"), np.zeros((8, 8, 3), np.uint8))
+    for spec, fragment in [
+        (tmp_path, "is a folder"),
+        ("/dev/null", "is not a video file"),
+        (tmp_path / "photo.png", "is a still image"),
+        (tmp_path / "nope.avi", "not found"),
+    ]:
+        with pytest.raises(SourceError, match=fragment):
+            open_source(str(spec))

@@ -214,3 +214,13 @@ def test_loop_thread_runs_on_the_sharpeners_caller_cpus_and_is_set_back(clip: Pa
         pipeline.run(max_frames=2)
     assert seen == [{min(original)}] * 2
     assert os.sched_getaffinity(0) == original
+
+
+def test_stage_times_of_the_last_frames_only() -> None:
+    from vcam.pipeline import StageTimes
+
+    times = StageTimes(capacity=4)
+    for ms in range(1, 11):  # the ring keeps 7..10
+        times.add([float(ms)] * len(STAGES))
+    assert times.percentiles((50,))["e2e"]["p50"] == 8.5
+    assert times.percentiles((50,), last=2)["e2e"]["p50"] == 9.5  # frames 9 and 10

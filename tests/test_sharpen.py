@@ -364,3 +364,9 @@ def test_models_from_an_uninstalled_source_tree_say_install_or_use_model(monkeyp
     monkeypatch.setattr(vcam.tiers.importlib.resources, "files", not_installed)
     with pytest.raises(ModelError, match="no models are installed.*pip install.*--model PATH"):
         tier_path("default")
+
+
+def test_providers_sharpcam_does_not_set_up_are_not_offered(tmp_path: Path) -> None:
+    model = onnx_models.make_identity_model(tmp_path / "id.onnx")
+    with pytest.raises(ModelError, match="unknown or unavailable provider 'azure'"):
+        Sharpener(model, provider="azure")

@@ -302,3 +302,14 @@ def test_train_checks_its_options_before_building_the_pool(tmp_path):
     _one_line_error(_distill("train", "--kind", "student", "--model", '{"wings": 2}', *common), "wings")
     _one_line_error(_distill("train", "--teacher", tmp_path / "none.pt", *common), "--teacher")
     assert not (tmp_path / "c").exists()  # nothing built, nothing cached
+
+
+def test_a_resumed_run_forgets_what_was_logged_after_its_checkpoint(tmp_path):
+    cfg = tiny_config(tmp_path, steps=10)
+    train(cfg)
+    metrics = Path(cfg.out) / "metrics.jsonl"
+    with metrics.open("a") as f:  # what a SIGKILLed run leaves: rows past its last checkpoint
+        f.write(json.dumps({"step": 15, "loss": 1.0}) + "\n")
+    train(replace(cfg, steps=20))
+    steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines() if "loss" in line]
+    assert steps == sorted(set(steps)) and steps[-1] == 20

@@ -225,10 +225,26 @@ def test_window_without_a_display_is_one_clear_error(monkeypatch) -> None:
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     if os.name != "posix" or not os.path.isdir("/sys/class"):
         pytest.skip("the display check is Linux-only")
-    with pytest.raises(DeviceError, match="needs a display"):
+    with pytest.raises(DeviceError, match="needs an X11 display and DISPLAY is not set"):
         open_sink("window", 64, 48, 30)
 
 
 def test_unknown_sink_lists_the_choices() -> None:
     with pytest.raises(DeviceError, match="virtualcam, window, null"):
         open_sink("speakers", 64, 48, 30)
+
+
+def test_window_sink_without_a_usable_display_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform
+
+    from vcam.virtualcam import WindowSink
+
+    if platform.system() != "Linux":
+        pytest.skip("the X11 display check is Linux-only")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    with pytest.raises(DeviceError, match="DISPLAY is not set.*Wayland"):
+        WindowSink()
+    monkeypatch.setenv("DISPLAY", ":987")  # no X server there
+    with pytest.raises(DeviceError, match="cannot open the display DISPLAY=:987"):
+        WindowSink()

@@ -271,7 +271,19 @@ def _no_camera_message(spec: str) -> str:
     )
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
+
+
 def _open_file(path: Path, width: int | None, height: int | None, timeout: float) -> CameraSource:
+    if path.is_dir():
+        raise SourceError(f"--source {path} is a folder — pass a video file in it, a webcam index (0) or a device")
+    if path.exists() and not path.is_file():
+        raise SourceError(f"--source {path} is not a video file or a camera — pass a webcam index (0) or /dev/videoN")
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        raise SourceError(
+            f"--source {path} is a still image — pass a video file or a webcam; to sharpen photos "
+            "use `distill evaluate` or the Python API"
+        )
     if not path.is_file():
         raise SourceError(
             f"video file {path} not found — pass a webcam index (0), a device "

@@ -44,7 +44,7 @@ class _OneLineErrors(TyperGroup):
             code = _fail(str(exc), 2)
         except typer.TyperException as exc:  # click's usage errors (typer vendors click)
             code = _fail(exc.format_message(), 2)
-        except typer.Abort:
+        except (typer.Abort, KeyboardInterrupt):  # Ctrl+C before `start` took over SIGINT
             code = 130
         except Exception as exc:  # noqa: BLE001 — even a bug reaches the user as one line
             code = _fail(

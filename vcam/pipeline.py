@@ -78,9 +78,11 @@ class StageTimes:
     def clear(self) -> None:
         self.count = 0
 
-    def percentiles(self, qs: tuple[int, ...] = (50, 95, 99)) -> dict[str, dict[str, float]]:
-        """{stage: {"p50": ms, ...}}; zeros before the first frame."""
-        rows = self._rows[: min(self.count, len(self._rows))]
+    def percentiles(self, qs: tuple[int, ...] = (50, 95, 99), last: int | None = None) -> dict[str, dict[str, float]]:
+        """{stage: {"p50": ms, ...}} over the kept frames, or the `last` n of them; zeros before
+        the first frame."""
+        n = min(self.count, len(self._rows), self.count if last is None else last)
+        rows = self._rows[(self.count - 1 - np.arange(n)) % len(self._rows)]
         if not len(rows):
             rows = np.zeros((1, len(STAGES)))
         values = np.percentile(rows, qs, axis=0)
@@ -223,7 +225,7 @@ class _Status:
             return
         src = self._p.source
         self._last = (now, src.frames_read, self._p.frames_out, src.frames_dropped)
-        p = self._p.times.percentiles((50,))
+        p = self._p.times.percentiles((50,), last=self._p.frames_out - out)  # the same frames as the rates
         stages = ", ".join(f"{s} {p[s]['p50']:.1f}" for s in STAGES)
         log.info(
             "in %.1f fps, out %.1f fps, dropped %d | p50 ms: %s",

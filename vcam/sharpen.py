@@ -138,7 +138,8 @@ def _friendly(provider: str) -> str:
 def _resolve_providers(provider: str | None) -> list[str]:
     """Best available accelerator first; an explicit choice keeps CPU as fallback for its
     unsupported ops (ORT requires that)."""
-    available = ort.get_available_providers()
+    # Only those SharpCam knows how to set up; the others a build may list (Azure, ...) do not run it.
+    available = [p for p in ort.get_available_providers() if p in AUTO_PROVIDERS]
     if provider is None:
         return [p for p in AUTO_PROVIDERS if p in available]
     wanted = provider.strip().lower()

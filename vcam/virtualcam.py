@@ -23,6 +23,8 @@ tests/e2e shows both against the real driver.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import platform
 import struct
@@ -283,14 +285,35 @@ def _open_error(device: str | None, exc: Exception) -> DeviceError:
     return DeviceError(f"cannot open virtual camera {name} ({text}) — check it with `vcam doctor`")
 
 
+def _check_x11_display() -> None:
+    """OpenCV's window is an X11 one (XWayland on Wayland desktops): fail in one line unless the
+    display named by DISPLAY accepts a connection."""
+    fix = "use --sink FILE.mp4 or --sink null, or run it in your desktop session"
+    display = os.environ.get("DISPLAY")
+    if not display:
+        wayland = " (Wayland alone: OpenCV's window needs XWayland)" if os.environ.get("WAYLAND_DISPLAY") else ""
+        raise DeviceError(f"--sink window needs an X11 display and DISPLAY is not set{wayland} — {fix}")
+    try:
+        x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
+    except OSError:
+        return  # no libX11 to ask: let OpenCV try
+    x11.XOpenDisplay.restype = ctypes.c_void_p
+    x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+    x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+    handle = x11.XOpenDisplay(display.encode())
+    if not handle:
+        raise DeviceError(f"--sink window cannot open the display DISPLAY={display} — {fix}")
+    x11.XCloseDisplay(handle)
+
+
 class WindowSink(Sink):
     """A preview window: left half the camera, right half SharpCam, so the effect is visible."""
 
     TITLE = "SharpCam preview (left: camera, right: SharpCam) - Ctrl+C to stop"
 
     def __init__(self) -> None:
-        if platform.system() == "Linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise DeviceError("--sink window needs a display (DISPLAY is not set) — use --sink FILE.mp4 or --sink null")
+        if platform.system() == "Linux":
+            _check_x11_display()  # before OpenCV's Qt, which aborts the process without one
         self._open = False
 
     def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
