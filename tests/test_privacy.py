@@ -48,3 +48,39 @@ def test_a_recording_never_replaces_its_source_or_an_unnamed_file(clip: Path, id
     assert other.read_bytes() == b"the user's own file"
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
     assert other.stat().st_size > 1000  # now a recording
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_a_killed_recording_is_still_playable(
+    textured_clip: Path, identity_model: Path, tmp_path: Path, suffix: str
+) -> None:
+    import signal
+    import time
+
+    import cv2
+
+    out = tmp_path / f"recording{suffix}"
+    args = [
+        "start",
+        "--model",
+        identity_model,
+        "--source",
+        textured_clip,
+        "--sink",
+        out,
+        "--width",
+        "320",
+        "--height",
+        "240",
+    ]
+    proc = subprocess.Popen([sys.executable, "-m", "vcam", *map(str, args)], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.stat().st_size < 20_000):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)  # no clean close: no index, no trailer written
+    proc.wait(timeout=10)
+    capture = cv2.VideoCapture(str(out))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    assert frames >= 5

@@ -30,6 +30,7 @@ import platform
 import struct
 import time
 from abc import ABC, abstractmethod
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -338,23 +339,64 @@ class WindowSink(Sink):
 
 
 class FileSink(Sink):
-    """A video file (.mp4 as MPEG-4 Part 2, .avi as MJPG) to inspect the result offline."""
+    """A video file to inspect the result offline. A killed process must not take the recording
+    with it: .mp4 is fragmented H.264 (a fragment a second, each written out as it closes; a
+    plain MP4 is unreadable until its index is written at the end), .avi is MJPG (each frame a
+    chunk of its own)."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
         self.path = Path(path)
         self.width, self.height = _even(width), _even(height)
-        codec = "mp4v" if self.path.suffix.lower() == ".mp4" else "MJPG"
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter.fourcc(*codec), fps, (self.width, self.height))
-        if not self._writer.isOpened():
-            raise DeviceError(f"cannot write video file {self.path} — check the folder exists and is writable")
         self.frames_written = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._mp4: Any = None
+        failed = DeviceError(f"cannot write video file {self.path} — check the folder exists and is writable")
+        if not self.path.parent.is_dir() or not os.access(self.path.parent, os.W_OK):
+            raise failed
+        if self.path.suffix.lower() == ".avi":
+            self._writer = cv2.VideoWriter(
+                str(self.path), cv2.VideoWriter.fourcc(*"MJPG"), fps, (self.width, self.height)
+            )
+            if not self._writer.isOpened():
+                raise failed
+            return
+        import av
+
+        rate = Fraction(fps).limit_denominator(1001)
+        try:
+            self._mp4 = av.open(
+                str(self.path),
+                "w",
+                format="mp4",
+                options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
+            )
+        except (OSError, av.FFmpegError):
+            raise failed from None
+        self._stream = self._mp4.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = self.width, self.height, "yuv420p"
+        self._stream.options = {"preset": "veryfast", "tune": "zerolatency", "crf": "20", "g": str(max(1, round(fps)))}
 
     def send(self, frame: np.ndarray, source: np.ndarray | None = None) -> None:
-        self._writer.write(to_bgr(_fit(frame, self.width, self.height)))
+        fitted = _fit(frame, self.width, self.height)
+        if self._writer is not None:
+            self._writer.write(to_bgr(fitted))
+        else:
+            import av
+
+            picture = av.VideoFrame.from_ndarray(fitted, format="yuv420p")
+            picture.pts = self.frames_written
+            for packet in self._stream.encode(picture):
+                self._mp4.mux(packet)
         self.frames_written += 1
 
     def close(self) -> None:
-        self._writer.release()
+        if self._writer is not None:
+            self._writer.release()
+        elif self._mp4 is not None:
+            for packet in self._stream.encode(None):
+                self._mp4.mux(packet)
+            self._mp4.close()
+            self._mp4 = None
 
 
 class NullSink(Sink):
