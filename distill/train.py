@@ -251,7 +251,12 @@ def train(cfg: TrainConfig) -> Path:
     # ---- data ------------------------------------------------------------------------------
     if main:
         log.info("crop pool and teacher targets are cached in %s", cache)
-    pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cache)
+    try:
+        pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cache)
+    except KeyboardInterrupt:
+        if main:
+            log.warning("interrupted while building the crop pool; nothing was trained or saved yet")
+        raise
     val = benchmark_set(cfg.val_dir) if main else []
     input_psnr = float(np.mean([psnr(d, c) for d, c in val])) if main else 0.0
 

@@ -249,3 +249,13 @@ def test_bench_checks_its_out_path_before_measuring(identity_model: Path, tmp_pa
     assert_one_line_error(vcam("bench", "--model", identity_model, "--out", missing), "does not exist")
     assert not missing.parent.exists()  # not created behind the user's back
     assert_one_line_error(vcam("bench", "--model", identity_model, "--out", tmp_path), "is a folder")
+
+
+@pytest.mark.parametrize("delay", [0.1, 0.3, 0.6])
+def test_ctrl_c_at_any_moment_of_startup_prints_no_traceback(delay: float, clip: Path, identity_model: Path) -> None:
+    proc = run_vcam("start", "--model", identity_model, "--source", clip, "--sink", "null")
+    time.sleep(delay)  # while Python imports typer, numpy, OpenCV, ONNX Runtime ...
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert proc.returncode in (0, 130), err

@@ -130,13 +130,15 @@ def start(
     log_level: str = typer.Option("info", help="debug, info, warning or error."),
 ) -> None:
     """Run the sharpened camera in the foreground until Ctrl+C / SIGTERM."""
-    from vcam.pipeline import open_pipeline  # keeps `vcam --help` fast
-
     if frames is not None and frames < 1:
         raise VcamError(f"--frames must be at least 1 (got {frames})")
+    # Ctrl+C / SIGTERM from here on only ask the loop to stop, even while the libraries load
+    # (an interrupt inside an extension module's import fails that import).
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        from vcam.pipeline import open_pipeline  # here, not at the top: keeps `vcam --help` fast
+
         with (
             _logging(log_level),
             open_pipeline(
