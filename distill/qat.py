@@ -65,6 +65,11 @@ def fake_quant(x: torch.Tensor, scale: float, zero_point: int = 0) -> torch.Tens
     return _round_ste(x.clamp(lo, hi) / scale) * scale
 
 
+def _relu_convs(student: Student) -> list[nn.Conv2d]:
+    """The folded student's convolutions that a ReLU follows, in order (all but the tail)."""
+    return [student.head, *(b.conv3 for b in student.body)]
+
+
 class QuantizedStudent(nn.Module):
     """A folded student computed as the INT8 model computes it: uint8 luma in, weights and
     activations rounded, the residual rounded to levels around 128."""
@@ -74,13 +79,10 @@ class QuantizedStudent(nn.Module):
         self.net, self.scales, self.cfg = student, activation_scales, student.cfg
         self.register_buffer("luma", student.luma.clone(), persistent=False)
 
-    def convs(self) -> list[nn.Conv2d]:
-        return [self.net.head, *(b.conv3 for b in self.net.body)]
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = fake_quant(F.conv2d(x, self.luma), 1 / 255)
         h = F.pixel_unshuffle(y, 4)
-        for conv, scale in zip(self.convs(), self.scales):
+        for conv, scale in zip(_relu_convs(self.net), self.scales):
             h = fake_quant(F.relu(F.conv2d(h, fake_quant_weight(conv.weight), conv.bias, padding=1)), scale)
         tail = self.net.tail
         r = fake_quant(F.conv2d(h, fake_quant_weight(tail.weight), tail.bias, padding=1), 1 / 255, 128)
@@ -97,7 +99,7 @@ def activation_scales(student: Student, images: list[np.ndarray]) -> list[float]
         h, w = img.shape[0] // m * m, img.shape[1] // m * m
         x = to_tensor_batch(img[None, :h, :w])
         a = F.pixel_unshuffle(F.conv2d(x, student.luma).mul(255).round().div(255), 4)
-        for i, conv in enumerate([student.head, *(b.conv3 for b in student.body)]):
+        for i, conv in enumerate(_relu_convs(student)):
             a = F.relu(conv(a))
             peaks[i] = max(peaks[i], float(a.max()))
     return [max(p, 1e-6) / 255 for p in peaks]

@@ -178,10 +178,9 @@ def bench(
 ) -> None:
     """Latency per stage, throughput and CPU of the real pipeline vs unsharp mask and CAS."""
     from vcam.bench import check_report_path, format_report, parse_sizes, run_bench, write_report
-    from vcam.tiers import tier_path
+    from vcam.tiers import check_choice, tier_path
 
-    if model is not None and tier is not None:
-        raise VcamError("--model and --tier both choose the model — pass one of them")
+    check_choice(model, tier)
     if out is not None:
         check_report_path(out)
     report = run_bench(

@@ -257,10 +257,7 @@ def open_pipeline(
     reported before the camera turns on; without one, the tier is chosen for the camera's
     actual frame size (vcam/tiers.py) and, unless --tier fixed it, steps down when frames drop."""
     check_request(width, height, fps)
-    if model is not None and tier is not None:
-        raise VcamError("--model and --tier both choose the model — pass one of them")
-    if tier is not None:
-        tiers.tier_path(tier)  # an unknown tier is an error before the camera turns on
+    tiers.check_choice(model, tier)
     if os.path.isfile(source) and os.path.exists(sink) and os.path.samefile(source, sink):
         raise VcamError(f"--sink {sink} is the --source file: recording would destroy it — name another file")
     sharpener = Sharpener(model, provider, strength) if model is not None else None

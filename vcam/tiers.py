@@ -58,6 +58,14 @@ def tier_path(tier: str) -> Path:
     return path
 
 
+def check_choice(model: object, tier: str | None) -> None:
+    """--model and --tier both pick the model; an unknown tier fails before anything opens."""
+    if model is not None and tier is not None:
+        raise VcamError("--model and --tier both choose the model — pass one of them")
+    if tier is not None:
+        tier_path(tier)
+
+
 def cache_path() -> Path:
     return user_cache_dir() / "calibration.json"
 
