@@ -14,7 +14,7 @@ from distill.metrics import psnr
 from vcam.sharpen import Sharpener
 from vcam.tiers import tier_path
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 
 def scene(height: int = 181, width: int = 243) -> np.ndarray:

@@ -6,8 +6,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import onnx
-import onnx_models
 import pytest
+from support import onnx_models
 
 import vcam.sharpen
 import vcam.tiers

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import cv2
-import onnx_models
 import pytest
+from support import onnx_models
 from typer.testing import CliRunner
 
 from vcam.cli import app

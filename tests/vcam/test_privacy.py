@@ -18,7 +18,7 @@ def _telemetry_files(home: Path, **env: str) -> list[Path]:
     environ = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
     environ |= {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")} | env
     code = "import vcam.sharpen, sys; vcam.sharpen.Sharpener(sys.argv[1])"
-    model = Path(__file__).resolve().parents[1] / "weights" / "student-fast.onnx"
+    model = Path(__file__).resolve().parents[2] / "weights" / "student-fast.onnx"
     subprocess.run([sys.executable, "-c", code, str(model)], env=environ, check=True, timeout=60)
     return list(home.rglob("onnxruntime.db"))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import frame_index
+from support.clips import frame_index
 
 from vcam.camera import CameraSource, open_source
 from vcam.errors import SourceError

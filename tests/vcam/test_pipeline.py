@@ -9,8 +9,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import onnx_models
 import pytest
+from support import onnx_models
 
 from vcam.camera import CameraSource, open_source
 from vcam.errors import ModelError, SourceError, VcamError

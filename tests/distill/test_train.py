@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from distill_fixtures import TINY_STUDENT, tiny_config, write_images
+from support.distill_fixtures import TINY_STUDENT, tiny_config, write_images
 
 from distill.data import DataError, make_pool, to_tensor_batch, write_atomically
 from distill.train import TrainConfig, TrainingError, ema_decay, load_checkpoint, model_from_checkpoint, train
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def pool_l1(model, cfg) -> float:

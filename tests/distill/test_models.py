@@ -1,5 +1,5 @@
 import torch
-from distill_fixtures import TINY_STUDENT, TINY_TEACHER
+from support.distill_fixtures import TINY_STUDENT, TINY_TEACHER
 from torch import nn
 
 from distill.models import Student, StudentConfig, Teacher, TeacherConfig, build, describe

@@ -4,7 +4,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from distill_fixtures import TINY_STUDENT, tiny_config
+from support.distill_fixtures import TINY_STUDENT, tiny_config
 
 from distill.data import to_tensor_batch
 from distill.evaluate import evaluate, speed, to_markdown
