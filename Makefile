@@ -39,7 +39,7 @@ e2e: $(VENV)/.dev
 
 # One report per CPU class (benchmarks/bench-avx2.md, ...): the tier chosen for 720p30 on this CPU.
 bench: $(VENV)/.runtime
-	$(VENV)/bin/vcam bench --tier $$($(PY) -c 'from vcam import tiers; from vcam.camera import DEFAULT_WIDTH as w, DEFAULT_HEIGHT as h, DEFAULT_FPS as f; print(tiers.choose(w, h, f).tier)') \
+	$(VENV)/bin/vcam bench --tier $$($(PY) -c 'from vcam import tiers; from vcam.options import DEFAULTS as d; print(tiers.choose(d.width, d.height, d.fps).tier)') \
 		--out benchmarks/bench-$$($(PY) -c 'from vcam.cpu import cpu_info; print(cpu_info().slug)').md
 
 quality: $(VENV)/.dev

@@ -21,7 +21,7 @@ import numpy as np
 
 from vcam.cpu import cpu_info
 from vcam.frames import to_i420
-from vcam.sharpen import Sharpener
+from vcam.sharpener import OnnxSharpener
 from vcam.tiers import TIERS, tier_path
 
 OUT = Path(__file__).with_name("int8_parity.json")
@@ -49,7 +49,7 @@ def main() -> None:
     digests = {}
     for tier in TIERS:
         path = tier_path(tier)
-        sharpener = Sharpener(path, provider="cpu")
+        sharpener = OnnxSharpener(path, provider="cpu")
         h = hashlib.sha256()
         for frame in inputs:
             h.update(sharpener(to_i420(frame)).tobytes())

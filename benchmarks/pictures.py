@@ -18,7 +18,8 @@ import numpy as np
 from distill.data import benchmark_set
 from distill.evaluate import onnx_method
 from vcam.frames import to_bgr, to_i420
-from vcam.sharpen import Sharpener
+from vcam.options import DEFAULTS
+from vcam.sharpener import OnnxSharpener
 from vcam.temporal import TemporalFilter
 
 
@@ -48,7 +49,7 @@ def before_after(model: str, val_dir: str, picks: list[int], size: int) -> np.nd
 
 def video_strip(model: str, video: str, frames: list[int], size: int) -> np.ndarray:
     cap = cv2.VideoCapture(video)
-    sharpen, temporal = Sharpener(model), TemporalFilter()
+    sharpen, temporal = OnnxSharpener(model), TemporalFilter(DEFAULTS.ema)
     rows, i = [], 0
     while i <= max(frames):
         ok, frame = cap.read()

@@ -30,7 +30,7 @@ from distill.models import Student, StudentConfig, macs
 from distill.train import TrainConfig, train
 from vcam.baselines import cas
 from vcam.cpu import cpu_info
-from vcam.sharpen import Sharpener, on_cpus
+from vcam.sharpener import OnnxSharpener
 
 CANDIDATES = "16x4,32x4,32x6,48x4,48x6,64x6"  # channels x blocks
 
@@ -53,8 +53,8 @@ def median_ms(fn, runs: int) -> float:
 def sharpener_ms(path: Path, frame: np.ndarray, runs: int) -> float:
     """Model plus the runtime's own conversions: the forms differ in both. ONNX Runtime's
     default threads, and the calling thread off their CPUs, as the pipeline runs it."""
-    sharpener = Sharpener(path, provider="cpu")
-    with on_cpus(sharpener.caller_cpus):
+    sharpener = OnnxSharpener(path, provider="cpu")
+    with sharpener.calling_thread():
         return median_ms(lambda: sharpener(frame), runs)
 
 
@@ -141,7 +141,7 @@ def main() -> None:
         "",
         f"Students distilled for {args.steps} steps from `{args.teacher}`; validation `{args.val_dir}` "
         f"(degraded input {input_psnr:.2f} dB). Times: median of {args.runs} runs on one 1280×720 frame, "
-        "ONNX Runtime CPU, its default threads (one per core), through the runtime's Sharpener "
+        "ONNX Runtime CPU, its default threads (one per core), through the runtime's OnnxSharpener "
         "(its conversions included; INT8 = the luma8 form); "
         "CAS on the same frame in the same process for scale. Defocus: the validation images blurred "
         f"(Gaussian sigma 1.2) and JPEG-compressed (quality 70), input {blurred_psnr:.2f} dB.",

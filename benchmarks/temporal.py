@@ -2,7 +2,7 @@
 
 Frames are I420, as in the pipeline. Two measurements:
 
-1. Synthetic sequence with ground truth (`vcam.temporal.synthetic_sequence`): flicker =
+1. Synthetic sequence with ground truth (`distill.temporal_metrics.synthetic_sequence`): flicker =
    mean |Δout - Δgt| on samples (Y, U and V values) whose truth is static, ghosting = PSNR vs
    truth on samples whose truth moved. Sharpened by an identity "model" (noise passes through)
    and by unsharp masking of Y (noise amplified, as a sharpener does). A residual-only EMA (only
@@ -34,10 +34,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from distill.temporal_metrics import flicker, moving_psnr, synthetic_sequence
 from vcam.baselines import unsharp_mask
 from vcam.frames import on_luma, to_bgr, to_i420
-from vcam.sharpen import Sharpener
-from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter, flicker, moving_psnr, synthetic_sequence
+from vcam.options import DEFAULTS
+from vcam.sharpener import OnnxSharpener
+from vcam.temporal import TemporalFilter
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC_RANGE = 12  # levels of blurred luma a "static" pixel may vary over the window
@@ -222,7 +224,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=ROOT / "../shared/data/video/vtest.avi")
     parser.add_argument("--frames", type=int, default=200)
-    parser.add_argument("--strength", type=float, default=DEFAULT_STRENGTH)
+    parser.add_argument("--strength", type=float, default=DEFAULTS.ema)
     parser.add_argument(
         "--model", type=Path, help="sharpen the clip with this ONNX model instead of the unsharp-mask stand-in"
     )
@@ -231,7 +233,7 @@ def main() -> None:
 
     clip = read_clip(args.video, args.frames)
     if args.model:
-        sharpen, sharpener = Sharpener(args.model), f"the model {args.model.name}"
+        sharpen, sharpener = OnnxSharpener(args.model), f"the model {args.model.name}"
     else:
         sharpen, sharpener = unsharp_y, "unsharp mask (amount 1, sigma 1) standing in for the model"
     video = args.video.resolve()

@@ -5,7 +5,7 @@ against the clean image (PSNR on RGB and on Y, SSIM); students are also scored a
 teacher, the distillation figure of merit. Two more sets show whether a model learned webcams or
 only its own training degradation: the validation images under a second, independently built
 family (`distill.unseen`), and frames of real video clips under the benchmark degradation.
-Networks are evaluated as shipped — ONNX files through the runtime's own Sharpener — so the table
+Networks are evaluated as shipped — ONNX files through the runtime's own OnnxSharpener — so the table
 describes exactly what users run. The classical baselines get the best setting of a small grid
 *chosen on this same set*, which flatters them: the margin a learned model shows here is a lower
 bound.
@@ -26,7 +26,7 @@ from distill.metrics import psnr, psnr_y, ssim
 from distill.unseen import unseen_degrade
 from vcam.baselines import cas, unsharp_mask
 from vcam.cpu import cpu_info
-from vcam.sharpen import Sharpener
+from vcam.sharpener import OnnxSharpener
 
 Method = Callable[[np.ndarray], np.ndarray]
 
@@ -41,8 +41,8 @@ BASELINE_GRID: dict[str, list[tuple[str, Method]]] = {
 
 
 def onnx_method(path: str | Path) -> Method:
-    sharpener = Sharpener(path, provider="cpu")
-    return lambda img: sharpener(img).copy()  # the Sharpener reuses its output buffer
+    sharpener = OnnxSharpener(path, provider="cpu")
+    return lambda img: sharpener(img).copy()  # the sharpener reuses its output buffer
 
 
 def score(outputs: list[np.ndarray], references: list[np.ndarray]) -> dict[str, float]:

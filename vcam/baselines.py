@@ -1,14 +1,20 @@
 """Classical sharpeners the student network is measured against, for speed (`vcam bench`) and
 quality (the distillation evaluation). Both take and return uint8 images, HxWx3 in any channel
-order (every channel is processed alike) or HxW (a single plane, such as the Y of an I420 frame).
+order (every channel is processed alike) or HxW (a single plane, such as the Y of an I420 frame);
+`BaselineSharpener` puts one in the pipeline in the student's place.
 """
 
 from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
 from vcam.errors import VcamError
+from vcam.frames import on_luma
 
 
 def unsharp_mask(img: np.ndarray, amount: float = 1.0, sigma: float = 1.0, threshold: int = 0) -> np.ndarray:
@@ -68,3 +74,23 @@ def cas(img: np.ndarray, sharpness: float = 0.5) -> np.ndarray:
     np.add(out, img, out=out)
     np.divide(out, np.multiply(w, np.float32(4), out=w) + np.float32(1), out=out)
     return np.clip(out + np.float32(0.5), 0, 255, out=out).astype(np.uint8)
+
+
+class BaselineSharpener:
+    """A plane sharpener as a pipeline `Sharpener` (vcam/sharpener.py): on the Y plane of I420
+    frames, as the student works, U and V passed through; its whole cost is booked as "infer"."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self._fn = fn
+        self._out: np.ndarray | None = None
+        self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+
+    def calling_thread(self) -> contextlib.AbstractContextManager[None]:
+        """Nothing to set: no worker threads of its own, and OpenCV's default threading serves it."""
+        return contextlib.nullcontext()
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        self._out = on_luma(self._fn, frame, self._out)
+        self.timings["infer"] = (time.perf_counter() - t0) * 1e3
+        return self._out

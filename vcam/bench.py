@@ -1,10 +1,10 @@
 """`vcam bench`: latency of the real pipeline, per stage, against classic sharpeners.
 
-Every measurement runs the real `Pipeline` (reader thread with its newest-frame slot, Sharpener,
+Every measurement runs the real `Pipeline` (reader thread with its newest-frame slot, OnnxSharpener,
 TemporalFilter, a NullSink) on frames rendered in memory (a synthetic scene, or a video decoded
 up front) and handed out at the target fps like a camera would, so the numbers are the
 pipeline's, not a video decoder's (a real camera's MJPG decoding adds CPU on top). Unsharp mask
-and CAS are put in the Sharpener's place for the same frames in the same run, which keeps the
+and CAS are put in the model's place for the same frames in the same run, which keeps the
 ratios fair on a machine whose load changes over time; like the student, they sharpen the Y
 plane of the pipeline's I420 frames. CPU utilisation is process CPU time over
 wall time (100 % = one core busy).
@@ -12,7 +12,6 @@ wall time (100 % = one core busy).
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import platform
@@ -25,19 +24,19 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-from vcam.baselines import cas, unsharp_mask
+from vcam.baselines import BaselineSharpener, cas, unsharp_mask
 from vcam.camera import MAX_PIXELS, CameraSource, check_request
 from vcam.cpu import cpu_info
 from vcam.errors import VcamError
-from vcam.frames import on_luma
-from vcam.pipeline import STAGES, Pipeline, Sharpen
-from vcam.sharpen import Sharpener
-from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter
-from vcam.virtualcam import NullSink
+from vcam.options import DEFAULTS
+from vcam.pipeline import STAGES, Pipeline
+from vcam.sharpener import OnnxSharpener, Sharpener
+from vcam.sinks import NullSink
+from vcam.temporal import TemporalFilter
 
 NAMED_SIZES = {"480p": (854, 480), "720p": (1280, 720), "1080p": (1920, 1080)}
 WARMUP_FRAMES = 5
-LOOP_FRAMES = 48  # frames of a --source file kept in memory; the bench loops over them
+LOOP_FRAMES = 48  # frames of a source file kept in memory; the bench loops over them
 
 
 def parse_sizes(text: str) -> list[tuple[str, int, int]]:
@@ -52,14 +51,12 @@ def parse_sizes(text: str) -> list[tuple[str, int, int]]:
         except ValueError:
             w = h = 0
         if w < 2 or h < 2:
-            raise VcamError(f"bad size {item!r} in --sizes — use 480p, 720p, 1080p or WxH like 640x360")
+            raise VcamError(f"bad size {item!r} in sizes — use 480p, 720p, 1080p or WxH like 640x360")
         if w * h > MAX_PIXELS:
-            raise VcamError(
-                f"size {item!r} in --sizes is larger than 8K — use 480p, 720p, 1080p or WxH up to 7680x4320"
-            )
+            raise VcamError(f"size {item!r} in sizes is larger than 8K — use 480p, 720p, 1080p or WxH up to 7680x4320")
         sizes.append((item, w, h))
     if not sizes:
-        raise VcamError("--sizes is empty — use e.g. 480p,720p,1080p")
+        raise VcamError("sizes is empty — use e.g. 480p,720p,1080p")
     return sizes
 
 
@@ -92,7 +89,7 @@ def recorded_scene(recording: list[np.ndarray], width: int, height: int) -> Call
 def file_frames(path: str, count: int = LOOP_FRAMES) -> list[np.ndarray]:
     """The first `count` frames of a video at its own size, decoded before anything is timed."""
     if not Path(path).is_file():
-        raise VcamError(f"--source {path} not found — use 'synthetic' or an existing video file")
+        raise VcamError(f"source {path} not found — use 'synthetic' or an existing video file")
     capture = cv2.VideoCapture(path)
     frames: list[np.ndarray] = []
     while len(frames) < count:
@@ -102,7 +99,7 @@ def file_frames(path: str, count: int = LOOP_FRAMES) -> list[np.ndarray]:
         frames.append(frame)
     capture.release()
     if not frames:
-        raise VcamError(f"--source {path} cannot be decoded — use 'synthetic' or a video OpenCV can read")
+        raise VcamError(f"source {path} cannot be decoded — use 'synthetic' or a video OpenCV can read")
     return frames
 
 
@@ -122,23 +119,6 @@ class _SceneCapture:
 
     def release(self) -> None:
         pass
-
-
-class _Baseline:
-    """A classic sharpener in the Sharpener's place, on the Y plane of the I420 frame as the
-    student works (U and V pass through): its whole cost is booked as 'infer'."""
-
-    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
-        self._fn = fn
-        self._out: np.ndarray | None = None
-        self.timings = {"pre": 0.0, "infer": 0.0, "post": 0.0}
-        self.caller_cpus: frozenset[int] | None = None  # no worker threads of its own
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        t0 = time.perf_counter()
-        self._out = on_luma(self._fn, frame, self._out)
-        self.timings["infer"] = (time.perf_counter() - t0) * 1e3
-        return self._out
 
 
 @dataclass
@@ -162,15 +142,11 @@ class Result:
 
 
 def _measure(
-    scene: Callable[[int], np.ndarray], sharpen: Sharpen, fps: float, count: int, ema: float
+    scene: Callable[[int], np.ndarray], sharpen: Sharpener, fps: float, count: int, ema: float
 ) -> tuple[dict, float, float, float, int]:
     source = CameraSource(_SceneCapture(scene), "bench scene", fps=fps, paced=True)
     temporal = TemporalFilter(ema)
-    # Baselines leave the second core idle: they run with OpenCV's own threading (pipeline.py)
-    opencv_threads = None if isinstance(sharpen, _Baseline) else 1
-    with Pipeline(
-        source, sharpen, temporal, NullSink(), history=count, status_interval=None, opencv_threads=opencv_threads
-    ) as pipeline:
+    with Pipeline(source, sharpen, temporal, NullSink(), history=count, status_interval=None) as pipeline:
         pipeline.run(max_frames=WARMUP_FRAMES)
         pipeline.times.clear()
         dropped0 = source.frames_dropped
@@ -182,23 +158,6 @@ def _measure(
     return (stages, count / wall, 1e3 / max(busy_ms, 1e-6), 100.0 * cpu / wall, source.frames_dropped - dropped0)
 
 
-def _steady_state_malloc() -> None:
-    """Keep glibc from serving every array over 128 KB with fresh pages from mmap.
-
-    The baselines allocate their temporaries per frame (CAS: float32 planes of 3.7 MB at 720p);
-    fresh pages mean a page fault per 4 KB on first touch, which made CAS 3x slower (14 against
-    4.5 ms on the Y plane at 720p) until, by chance, the process had freed a larger block (glibc
-    then raises its threshold). Fixing the thresholds measures every run in that steady state.
-    The pipeline itself allocates nothing per frame, so this only makes the baselines fair."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc: nothing to do
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest allowed value
-    libc.mallopt(m_trim_threshold, 64 << 20)
-
-
 def run_bench(
     model: str | Path,
     sizes: list[tuple[str, int, int]],
@@ -206,15 +165,18 @@ def run_bench(
     source: str = "synthetic",
     fps: float = 30.0,
     provider: str | None = None,
-    ema: float = DEFAULT_STRENGTH,
+    ema: float = DEFAULTS.ema,
 ) -> dict:
     """Measure the model and both baselines at every size; returns a JSON-ready report."""
     if frames < 1:
-        raise VcamError(f"--frames must be at least 1 (got {frames})")
+        raise VcamError(f"frames must be at least 1 (got {frames})")
     check_request(None, None, fps)
-    _steady_state_malloc()
-    sharpener = Sharpener(model, provider)
-    methods: dict[str, Sharpen] = {"model": sharpener, "unsharp": _Baseline(unsharp_mask), "cas": _Baseline(cas)}
+    sharpener = OnnxSharpener(model, provider)
+    methods: dict[str, Sharpener] = {
+        "model": sharpener,
+        "unsharp": BaselineSharpener(unsharp_mask),
+        "cas": BaselineSharpener(cas),
+    }
     recording = None if source == "synthetic" else file_frames(source)
     results, ratios = [], {}
     for label, w, h in sizes:
@@ -289,9 +251,9 @@ def check_report_path(path: str | Path) -> None:
     """Before the bench runs: a report goes into an existing folder, never over a folder."""
     path = Path(path)
     if path.is_dir():
-        raise VcamError(f"--out {path} is a folder — name a file in it, e.g. {path / 'bench.md'}")
+        raise VcamError(f"out {path} is a folder — name a file in it, e.g. {path / 'bench.md'}")
     if not path.parent.is_dir():
-        raise VcamError(f"--out {path}: the folder {path.parent} does not exist — create it or name another")
+        raise VcamError(f"out {path}: the folder {path.parent} does not exist — create it or name another")
 
 
 def write_report(report: dict, path: str | Path) -> Path:

@@ -30,6 +30,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from vcam import v4l2loopback  # noqa: E402
 from vcam.errors import SourceError  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -38,20 +39,19 @@ log = logging.getLogger(__name__)
 def check_request(width: int | None, height: int | None, fps: float) -> None:
     """Refuse a frame size or rate no camera and no pipeline can serve, before anything opens."""
     if not math.isfinite(fps) or fps <= 0:
-        raise SourceError(f"--fps must be a positive number (got {fps:g})")
+        raise SourceError(f"fps must be a positive number (got {fps:g})")
     if width is not None and width < 2 or height is not None and height < 2:
-        raise SourceError(f"--width and --height must be at least 2 (got {width}x{height})")
+        raise SourceError(f"width and height must be at least 2 (got {width}x{height})")
     pixels = (width or 0) * (height or 0)
     if pixels > MAX_PIXELS:
         raise SourceError(
-            f"--width {width} --height {height} is {pixels / 1e6:.0f} megapixels, more than 8K "
+            f"{width}x{height} is {pixels / 1e6:.0f} megapixels, more than 8K "
             f"({MAX_PIXELS / 1e6:.0f}) — ask for 1920x1080 or less"
         )
     if pixels > LARGE_PIXELS:
         log.warning("%dx%d is larger than 4K: expect a few frames per second at most", width, height)
 
 
-DEFAULT_WIDTH, DEFAULT_HEIGHT, DEFAULT_FPS = 1280, 720, 30.0  # what `vcam start` asks of a camera
 MAX_PIXELS = 7680 * 4320  # 8K: beyond it one frame takes gigabytes through the pipeline
 LARGE_PIXELS = 3840 * 2160  # above 4K no laptop CPU keeps up: say so
 FIRST_FRAME_TIMEOUT_S = 2.0
@@ -113,7 +113,7 @@ class CameraSource:
             raise SourceError(
                 f"{name} opened but sent no frames within {timeout:g} s — it may "
                 "be in use by another app (close it) or not support the requested "
-                "--width/--height/--fps"
+                "width/height/fps"
             )
         if self._error is not None:
             self.close()
@@ -263,11 +263,11 @@ def _no_camera_message(spec: str) -> str:
     if sys.platform == "linux" and not glob.glob("/dev/video*"):
         return (
             f"no camera at {spec}: this machine has no webcam at all (no /dev/video*) — "
-            "run on a video file instead with --source FILE"
+            "use a video file as the source instead"
         )
     return (
         f"no camera at {spec} — check it is plugged in and not used by another app, "
-        "list cameras with `vcam devices`, or use --source FILE"
+        "list cameras with `vcam devices`, or use a video file as the source"
     )
 
 
@@ -276,18 +276,18 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 def _open_file(path: Path, width: int | None, height: int | None, timeout: float) -> CameraSource:
     if path.is_dir():
-        raise SourceError(f"--source {path} is a folder — pass a video file in it, a webcam index (0) or a device")
+        raise SourceError(f"source {path} is a folder — pass a video file in it, a webcam index (0) or a device")
     if path.exists() and not path.is_file():
-        raise SourceError(f"--source {path} is not a video file or a camera — pass a webcam index (0) or /dev/videoN")
+        raise SourceError(f"source {path} is not a video file or a camera — pass a webcam index (0) or /dev/videoN")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise SourceError(
-            f"--source {path} is a still image — pass a video file or a webcam; to sharpen photos "
+            f"source {path} is a still image — pass a video file or a webcam; to sharpen photos "
             "use `distill evaluate` or the Python API"
         )
     if not path.is_file():
         raise SourceError(
             f"video file {path} not found — pass a webcam index (0), a device "
-            "(/dev/video0) or an existing video file to --source"
+            "(/dev/video0) or an existing video file as the source"
         )
     with _quiet_opencv():
         capture = cv2.VideoCapture(str(path))
@@ -318,12 +318,7 @@ def _sane_fps(reported: float, fallback: float = 30.0) -> float:
 
 def _linux_capture_indices() -> list[int]:
     indices = sorted(int(m.group(1)) for p in glob.glob("/dev/video*") if (m := _DEVICE_PATH.match(p)))
-    return [i for i in indices if not _is_virtual(i)]
-
-
-def _is_virtual(index: int) -> bool:
-    """v4l2loopback devices live under /sys/devices/virtual; cameras live under their bus."""
-    return "/virtual/" in os.path.realpath(f"/sys/class/video4linux/video{index}")
+    return [i for i in indices if not v4l2loopback.is_virtual(i)]
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ is printed as ONE line `error: <message>` on stderr with exit code 2; no traceba
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.metadata
 import json
 import logging
@@ -20,9 +21,8 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH
 from vcam.errors import VcamError
-from vcam.temporal import DEFAULT_STRENGTH
+from vcam.options import DEFAULTS, StartOptions, help_for
 
 log = logging.getLogger("vcam")
 
@@ -87,10 +87,6 @@ def main(
         typer.echo(ctx.get_help())
 
 
-def _provider(name: str) -> str | None:
-    return None if name == "auto" else name
-
-
 @contextlib.contextmanager
 def _logging(level: str) -> Iterator[None]:
     """Log to the current stderr for the duration of a command (test runners swap stderr)."""
@@ -110,28 +106,32 @@ def _logging(level: str) -> Iterator[None]:
         root.setLevel(previous)
 
 
+def _option(name: str, *flags: str) -> Any:
+    """The typer option for StartOptions field `name`: its default and help, written there."""
+    return typer.Option(getattr(DEFAULTS, name), *flags, help=help_for(name))
+
+
 @app.command()
 def start(
-    model: Path | None = typer.Option(None, help="ONNX model [default: the shipped tier that fits this CPU]."),
-    tier: str | None = typer.Option(
-        None, help="fast, default or hq: a shipped model [default: chosen by a calibration on this CPU]."
-    ),
-    source: str = typer.Option("0", help="Webcam index (0), device (/dev/video2) or video file."),
-    sink: str = typer.Option("virtualcam", help="virtualcam, window, null or FILE.mp4/.avi."),
-    device: str | None = typer.Option(None, help="v4l2loopback device [default: the one labelled SharpCam]."),
-    width: int = typer.Option(DEFAULT_WIDTH, help="Requested frame width."),
-    height: int = typer.Option(DEFAULT_HEIGHT, help="Requested frame height."),
-    fps: float = typer.Option(DEFAULT_FPS, help="Requested camera frame rate."),
-    strength: float = typer.Option(1.0, help="0..1 blend of camera (0) and model output (1)."),
-    ema: float = typer.Option(DEFAULT_STRENGTH, help="Temporal smoothing 0..1, 0 disables."),
-    provider: str = typer.Option("auto", help="auto, cpu, cuda or tensorrt."),
-    frames: int | None = typer.Option(None, help="Stop after N frames (demos, tests)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Let a --sink FILE replace an existing file."),
-    log_level: str = typer.Option("info", help="debug, info, warning or error."),
+    source: str = _option("source"),
+    model: str | None = _option("model"),
+    tier: str | None = _option("tier"),
+    sink: str = _option("sink"),
+    device: str | None = _option("device"),
+    width: int = _option("width"),
+    height: int = _option("height"),
+    fps: float = _option("fps"),
+    strength: float = _option("strength"),
+    ema: float = _option("ema"),
+    provider: str = _option("provider"),
+    frames: int | None = _option("frames"),
+    overwrite: bool = _option("overwrite", "--overwrite"),
+    log_level: str = _option("log_level"),
 ) -> None:
     """Run the sharpened camera in the foreground until Ctrl+C / SIGTERM."""
-    if frames is not None and frames < 1:
-        raise VcamError(f"--frames must be at least 1 (got {frames})")
+    options = StartOptions(**{k: v for k, v in locals().items()})
+    if options.frames is not None and options.frames < 1:
+        raise VcamError(f"--frames must be at least 1 (got {options.frames})")
     # Ctrl+C / SIGTERM from here on only ask the loop to stop, even while the libraries load
     # (an interrupt inside an extension module's import fails that import).
     stop = threading.Event()
@@ -139,24 +139,8 @@ def start(
     try:
         from vcam.pipeline import open_pipeline  # here, not at the top: keeps `vcam --help` fast
 
-        with (
-            _logging(log_level),
-            open_pipeline(
-                source,
-                model,
-                sink,
-                device=device,
-                width=width,
-                height=height,
-                fps=fps,
-                strength=strength,
-                ema=ema,
-                provider=_provider(provider),
-                tier=tier,
-                overwrite=overwrite,
-            ) as pipeline,
-        ):
-            count = pipeline.run(stop, frames)
+        with _logging(options.log_level), open_pipeline(options) as pipeline:
+            count = pipeline.run(stop, options.frames)
             log.info("stopped after %d frames", count)
     finally:
         for sig, handler in previous.items():
@@ -171,8 +155,8 @@ def bench(
     frames: int = typer.Option(100, help="Measured frames per size and method."),
     source: str = typer.Option("synthetic", help="'synthetic' or a video file."),
     fps: float = typer.Option(30.0, help="Rate the frames are handed over at, like a camera."),
-    provider: str = typer.Option("auto", help="auto, cpu, cuda or tensorrt."),
-    ema: float = typer.Option(DEFAULT_STRENGTH, help="Temporal smoothing 0..1, 0 disables."),
+    provider: str = _option("provider"),
+    ema: float = _option("ema"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of the table."),
     out: Path | None = typer.Option(None, help="Also write the report (.json or .md)."),
 ) -> None:
@@ -183,13 +167,14 @@ def bench(
     check_choice(model, tier)
     if out is not None:
         check_report_path(out)
+    _steady_state_malloc()
     report = run_bench(
         model if model is not None else tier_path(tier or "default"),
         parse_sizes(sizes),
         frames,
         source,
         fps,
-        _provider(provider),
+        None if provider == "auto" else provider,
         ema,
     )
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))
@@ -201,7 +186,7 @@ def bench(
 def devices() -> None:
     """List cameras that deliver frames and v4l2loopback devices (SharpCam marked)."""
     from vcam.camera import list_cameras
-    from vcam.virtualcam import LABEL, MODPROBE, list_loopback_devices
+    from vcam.v4l2loopback import LABEL, MODPROBE, list_loopback_devices
 
     cameras = list_cameras()
     typer.echo("cameras (--source):")
@@ -234,3 +219,17 @@ def doctor(
         typer.echo(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}{note}")
     if not all(check.ok for check in checks if check.essential):
         raise typer.Exit(1)
+
+
+def _steady_state_malloc() -> None:
+    """Keep glibc from serving every array over 128 KB with fresh pages from mmap, for the whole
+    bench process: the baselines allocate their temporaries per frame, and a page fault per 4 KB
+    of fresh memory made them several times slower until, by chance, glibc raised its threshold.
+    The pipeline allocates nothing per frame, so this only makes the baselines' figures fair."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc: nothing to do
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest allowed value
+    libc.mallopt(m_trim_threshold, 64 << 20)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from vcam.errors import ModelError
+from vcam.forms import FORMS
 
 IO = "vcam.io"
 SIZE_MULTIPLE = "vcam.size_multiple"
@@ -32,17 +33,6 @@ NAME = "vcam.name"
 VERSION = "vcam.version"
 QUANTIZATION = "vcam.quantization"
 
-
-@dataclass(frozen=True)
-class IoForm:
-    """One I/O form: its tensor type, channels per pixel and what those channels hold."""
-
-    dtype: str
-    channels: int
-    content: str
-
-
-IO_FORMS = {"rgb": IoForm("tensor(float)", 3, "RGB"), "luma8": IoForm("tensor(uint8)", 1, "luma")}
 
 SUMMARY = (
     "the model contract (vcam/contract.py): one input named 'input', float32 [1,3,H,W] RGB in 0..1 "
@@ -69,13 +59,13 @@ def read(path: Path, metadata: dict[str, str], inputs: list[Any], outputs: list[
         return ModelError(f"{path}: {what}; {SUMMARY}")
 
     form = metadata.get(IO, "rgb")
-    if form not in IO_FORMS:
-        raise refuse(f"metadata {IO}={form!r} is not one of {', '.join(IO_FORMS)}")
+    if form not in FORMS:
+        raise refuse(f"metadata {IO}={form!r} is not one of {', '.join(FORMS)}")
     multiple = _positive(metadata, SIZE_MULTIPLE, refuse)
     block = _positive(metadata, LUMA8_BLOCK, refuse) if form == "luma8" else 1
     if multiple % block:
         raise refuse(f"metadata {SIZE_MULTIPLE}={multiple} is not a multiple of {LUMA8_BLOCK}={block}")
-    spec = IO_FORMS[form]
+    spec = FORMS[form]
     channels = spec.channels * block * block
     declared = "" if form == "rgb" else f", {IO}={form}"
     if block > 1:

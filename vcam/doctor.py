@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pyvirtualcam
 
-from vcam import tiers
-from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, open_source
+from vcam import contract, tiers
+from vcam.camera import open_source
 from vcam.errors import VcamError
-from vcam.sharpen import Sharpener
-from vcam.virtualcam import LABEL, MODPROBE, PERMANENT, exclusive_caps, find_device
+from vcam.options import DEFAULTS
+from vcam.sharpener import OnnxSharpener
+from vcam.v4l2loopback import LABEL, MODPROBE, PERMANENT, exclusive_caps, find_device
 
 
 @dataclass
@@ -87,20 +88,21 @@ def _obs_check() -> Check:
 
 
 def _model_checks(model: str | Path | None) -> list[Check]:
-    """With no --model, also the tier `vcam start` would pick at its default size and rate."""
+    """With no model, also the tier `vcam start` would pick at its default size and rate."""
     checks = []
     try:
         if model is None:
-            choice = tiers.choose(DEFAULT_WIDTH, DEFAULT_HEIGHT, DEFAULT_FPS)
+            d = DEFAULTS
+            choice = tiers.choose(d.width, d.height, d.fps)
             checks.append(
                 Check(
-                    f"model tier for {DEFAULT_WIDTH}x{DEFAULT_HEIGHT} at {DEFAULT_FPS:g} fps",
+                    f"model tier for {d.width}x{d.height} at {d.fps:g} fps",
                     True,
                     f"{choice.tier} ({choice.path.name}): {choice.reason}",
                 )
             )
             model = choice.path
-        sharpener = Sharpener(model)
+        sharpener = OnnxSharpener(model)
     except VcamError as exc:
         return checks + [Check("model loads and follows the contract", False, str(exc))]
     meta = sharpener.metadata
@@ -108,8 +110,8 @@ def _model_checks(model: str | Path | None) -> list[Check]:
         Check(
             "model loads and follows the contract",
             True,
-            f"{sharpener.path.name}: {meta.get('vcam.name', '?')} "
-            f"v{meta.get('vcam.version', '?')}, {meta.get('vcam.io', 'rgb')} form, "
+            f"{sharpener.path.name}: {meta.get(contract.NAME, '?')} "
+            f"v{meta.get(contract.VERSION, '?')}, {sharpener.contract.form} form, "
             f"size multiple {sharpener.size_multiple}, "
             f"providers {', '.join(sharpener.providers)}",
         )

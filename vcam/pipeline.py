@@ -1,27 +1,14 @@
-"""Pipeline: camera source -> Sharpener -> TemporalFilter -> sink, with per-stage timings.
+"""Pipeline: camera source -> sharpener -> temporal filter -> sink, with per-stage timings.
 
 The loop runs on the caller's thread and polls its stop event between frames (reads time out
 after 0.1 s), so a stop request ends it well within a second. The Pipeline owns its source and
-sink: `close()` releases the camera and the device, so a second start right after works.
-
-Frames are converted to I420 on arrival (vcam/frames.py) and stay I420 to the sink.
-
-OpenCV runs single-threaded while the loop runs (`opencv_threads`; set back after): after each
-inference ONNX Runtime's workers spin on for up to 2 ms (sharpen.py), and OpenCV's second
-thread, fighting them for the other core, made the stages after the model slower, not faster.
-Alternating the setting frame by frame in one process at 720p: everything but inference took
-2.5 ms against 3.1 ms, and 3.3-3.4 against 3.6 ms in four more runs, with the same inference
-time. A sharpener that leaves the second core idle (the classical baselines of `vcam bench`) is
-better served by OpenCV's default, `opencv_threads=None`.
-
-The loop's thread also stays off the CPUs that the model's pinned worker threads use
-(`Sharpener.caller_cpus`, Linux) while it runs: woken on a worker's CPU, it shared that CPU with
-the worker for the whole inference while the other core idled (sharpen.py has the figures).
+sink: `close()` releases the camera and the device, so a second start right after works. Frames
+are converted to I420 on arrival (vcam/frames.py) and stay I420 to the sink.
 
 Timings, in ms per published frame, kept in a ring buffer for percentiles:
   capture  — hand-off: from "frame captured and pipeline free" to "pipeline has the frame",
              converted to I420;
-  pre/infer/post — the Sharpener's own split; temporal; publish — the sink's send;
+  pre/infer/post — the sharpener's own split; temporal; publish — the sink's send;
   e2e      — from the frame's capture time to the end of publish (what a viewer sees as lag).
 """
 
@@ -32,36 +19,25 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import cv2
 import numpy as np
 
 from vcam import tiers
-from vcam.camera import DEFAULT_FPS, DEFAULT_HEIGHT, DEFAULT_WIDTH, CameraSource, check_request, open_source
+from vcam.camera import CameraSource, check_request, open_source
 from vcam.errors import VcamError
 from vcam.frames import to_i420
-from vcam.sharpen import Sharpener, on_cpus
-from vcam.temporal import DEFAULT_STRENGTH, TemporalFilter
-from vcam.virtualcam import Sink, open_sink
+from vcam.options import StartOptions
+from vcam.sharpener import OnnxSharpener, Sharpener
+from vcam.sinks import Sink, open_sink
+from vcam.temporal import TemporalFilter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 STAGES = ("capture", "pre", "infer", "post", "temporal", "publish", "e2e")
 READ_TIMEOUT_S = 0.1
-
-
-class Sharpen(Protocol):
-    """What the pipeline needs from a sharpener, I420 frame in and out (the baselines in
-    `vcam bench` fit it too)."""
-
-    timings: dict[str, float]
-    caller_cpus: frozenset[int] | None  # where the calling thread should run (sharpen.py)
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray: ...
 
 
 class StageTimes:
@@ -91,7 +67,7 @@ class StageTimes:
 
 # Called after every published frame with (time, frames dropped so far); returns a sharpener to
 # continue with instead (a lighter model tier) or None.
-Replace = Callable[[float, int], "Sharpen | None"]
+Replace = Callable[[float, int], "Sharpener | None"]
 
 
 class Pipeline:
@@ -100,13 +76,12 @@ class Pipeline:
     def __init__(
         self,
         source: CameraSource,
-        sharpener: Sharpen,
+        sharpener: Sharpener,
         temporal: Callable[[np.ndarray, np.ndarray], np.ndarray],
         sink: Sink,
         *,
         history: int = 512,
         status_interval: float | None = 5.0,
-        opencv_threads: int | None = 1,
         replace: Replace | None = None,
     ) -> None:
         self.source = source
@@ -116,7 +91,6 @@ class Pipeline:
         self.times = StageTimes(history)
         self.frames_out = 0
         self._status_interval = status_interval
-        self._opencv_threads = opencv_threads
         self._replace = replace
         self._shape: tuple[int, ...] | None = None
         self._frame: np.ndarray | None = None  # the I420 conversion's buffer
@@ -127,28 +101,23 @@ class Pipeline:
         stop = stop or threading.Event()
         published = 0
         status = _Status(self, self._status_interval)
-        threads = cv2.getNumThreads()
-        cv2.setNumThreads(self._opencv_threads or threads)  # see the module docstring
 
         def running() -> bool:
             return not stop.is_set() and (max_frames is None or published < max_frames)
 
-        try:
-            while running():
-                sharpener = self.sharpener
-                with on_cpus(sharpener.caller_cpus):  # off the model's worker CPUs
-                    while running() and self.sharpener is sharpener:
-                        t_read = time.perf_counter()
-                        item = self.source.read(READ_TIMEOUT_S)
-                        if item is None:
-                            continue
-                        t_out = self._process(*item, t_read)
-                        status.maybe_log(t_out)
-                        published += 1
-                        if self._replace is not None:
-                            self.sharpener = self._replace(t_out, self.source.frames_dropped) or sharpener
-        finally:
-            cv2.setNumThreads(threads)
+        while running():
+            sharpener = self.sharpener
+            with sharpener.calling_thread():
+                while running() and self.sharpener is sharpener:
+                    t_read = time.perf_counter()
+                    item = self.source.read(READ_TIMEOUT_S)
+                    if item is None:
+                        continue
+                    t_out = self._process(*item, t_read)
+                    status.maybe_log(t_out)
+                    published += 1
+                    if self._replace is not None:
+                        self.sharpener = self._replace(t_out, self.source.frames_dropped) or sharpener
         return published
 
     def _process(self, camera_frame: np.ndarray, t_capture: float, t_read: float) -> float:
@@ -236,57 +205,43 @@ class _Status:
         )
 
 
-def open_pipeline(
-    source: str = "0",
-    model: str | Path | None = None,
-    sink: str = "virtualcam",
-    *,
-    device: str | None = None,
-    width: int | None = DEFAULT_WIDTH,
-    height: int | None = DEFAULT_HEIGHT,
-    fps: float = DEFAULT_FPS,
-    strength: float = 1.0,
-    ema: float = DEFAULT_STRENGTH,
-    provider: str | None = None,
-    tier: str | None = None,
-    overwrite: bool = False,
-    status_interval: float | None = 5.0,
-    **sink_options: Any,
-) -> Pipeline:
-    """Open every stage from user-level options. A --model is loaded first, so that a bad one is
-    reported before the camera turns on; without one, the tier is chosen for the camera's
-    actual frame size (vcam/tiers.py) and, unless --tier fixed it, steps down when frames drop."""
-    check_request(width, height, fps)
-    tiers.check_choice(model, tier)
-    if os.path.isfile(source) and os.path.exists(sink) and os.path.samefile(source, sink):
-        raise VcamError(f"--sink {sink} is the --source file: recording would destroy it — name another file")
-    sharpener = Sharpener(model, provider, strength) if model is not None else None
-    temporal = TemporalFilter(ema)
-    camera = open_source(source, width, height, fps)
+def open_pipeline(options: StartOptions, *, status_interval: float | None = 5.0, **sink_options: Any) -> Pipeline:
+    """Open every stage from `options`. A model is loaded first, so that a bad one is reported
+    before the camera turns on; without one, the tier is chosen for the camera's actual frame size
+    (vcam/tiers.py) and, unless a tier was named, steps down when frames drop."""
+    o = options
+    check_request(o.width, o.height, o.fps)
+    tiers.check_choice(o.model, o.tier)
+    if os.path.isfile(o.source) and os.path.exists(o.sink) and os.path.samefile(o.source, o.sink):
+        raise VcamError(f"sink {o.sink} is the source file: recording would destroy it — name another file")
+    provider = o.provider_choice
+    sharpener = OnnxSharpener(o.model, provider, o.strength) if o.model is not None else None
+    temporal = TemporalFilter(o.ema)
+    camera = open_source(o.source, o.width, o.height, o.fps)
     try:
         replace = None
         if sharpener is None:
-            choice = tiers.choose(*camera.size, camera.fps, tier, provider)
+            choice = tiers.choose(*camera.size, camera.fps, o.tier, provider)
             log.info("model tier %s: %s", choice.tier, choice.reason)
-            sharpener = Sharpener(choice.path, provider, strength)
-            if tier is None:
-                replace = _step_down(choice.tier, provider, strength)
-        out = open_sink(sink, *camera.size, camera.fps, device, overwrite, **sink_options)
+            sharpener = OnnxSharpener(choice.path, provider, o.strength)
+            if o.tier is None:
+                replace = _step_down(choice.tier, provider, o.strength)
+        out = open_sink(o.sink, *camera.size, camera.fps, o.device, o.overwrite, **sink_options)
     except BaseException:
         camera.close()
         raise
-    log.info("%s -> %s (%s) -> %s", camera.name, sharpener.path.name, ",".join(sharpener.providers), sink)
+    log.info("%s -> %s (%s) -> %s", camera.name, sharpener.path.name, ",".join(sharpener.providers), o.sink)
     return Pipeline(camera, sharpener, temporal, out, status_interval=status_interval, replace=replace)
 
 
 def _step_down(tier: str, provider: str | None, strength: float) -> Replace:
     watch = tiers.StepDown(tier)
 
-    def replace(now: float, dropped: int) -> Sharpener | None:
+    def replace(now: float, dropped: int) -> OnnxSharpener | None:
         target = watch.update(now, dropped)
         if target is None:
             return None
         log.warning("frames dropped for %d s in a row: stepping down to the %s tier", tiers.STEP_DOWN_SECONDS, target)
-        return Sharpener(tiers.tier_path(target), provider, strength)
+        return OnnxSharpener(tiers.tier_path(target), provider, strength)
 
     return replace

@@ -1,4 +1,4 @@
-"""Temporal stage: a motion-aware EMA that removes frame-to-frame flicker without ghosting.
+"""Temporal stage: a motion-aware moving average that removes frame-to-frame flicker without ghosting.
 
 Sharpening amplifies sensor noise, and a small CNN adds its own frame-to-frame wobble; both
 read as flicker in a static scene. Averaging over time removes it, but only where nothing moves,
@@ -12,58 +12,36 @@ I420 (vcam/frames.py), whose U and V planes are already at half resolution:
     n(t)  = median of d(t), clamped to [MIN_NOISE_LEVELS, MAX_NOISE_LEVELS] (1 to 16 levels)
             and smoothed over frames: the camera's noise level (most of a video-call frame is
             static)
-    w(t)  = strength * (1 - clamp((d - n) / max(2n, MIN_WIDTH_LEVELS), 0, 1)) ** 2
+    w(t)  = smoothing * (1 - clamp((d - n) / max(2n, MIN_WIDTH_LEVELS), 0, 1)) ** 2
             for U and V as it is; for Y each weight covers the 2x2 pixels of its chroma
             sample, the granularity U and V have anyway
     out(t) = w * out(t-1) + (1 - w) * sharp(t)
 
-A change within the noise (d <= n) is averaged with full strength; one above 3n takes the
-current frame outright: no trails. This is FFmpeg hqdn3d's difference-driven weighting,
-w(d) = (1 - d/255)^gamma, with the scale set by the measured noise instead of a constant. In
-the design sweep on `synthetic_sequence` a fixed 16-level threshold removed 58 % of the flicker
-at noise 8 but only 47 % at noise 12, and widening it to 24 levels cost up to 1.1 dB on moving
-content; the noise-scaled ramp removes 83-85 % at noise 3..12 and loses at most 0.03 dB there.
-Two choices in d came from the same sweep (noise 3..12, 1..6 px/frame, two scenes). Half
-levels: Y at half resolution barely moves under noise 3, and in whole levels the median sat at
-its floor of 1, where flicker fell by only 77 %. Chroma at an eighth: Y alone missed slow motion
-of coloured texture (0.3 dB lost at noise 3); at a quarter or a half the chroma noise raised n
-instead (0.2-0.4 dB lost at noise 12).
-Y weights at the chroma samples' 2x2 granularity instead of upsampled bilinearly: 0.05 against
-0.30 ms at 720p, flicker removed the same (83-84 %), moving-content PSNR up to 0.14 dB lower
-than with bilinear weights (benchmarks/temporal.md: no row below -0.02 dB against no EMA).
-Motion is measured on the input, not on the sharpened frame, because the model's own flicker
-must not count as motion: it is what is being removed.
-
-The whole output is smoothed, not only the model residual (sharp - in): smoothing the residual
-alone leaves the camera's own noise flickering at full strength (benchmarks/temporal.md:
-behind an unsharp mask it removes about 40 % of the flicker instead of about 85 %).
+A change within the noise (d <= n) is averaged with full weight; one above 3n takes the current
+frame outright: no trails. This is FFmpeg hqdn3d's difference-driven weighting with its scale set
+by the measured noise instead of a constant, so it holds from clean to noisy cameras. Motion is
+measured on the input, not on the sharpened frame, because the model's own flicker is what is
+being removed and must not count as motion. The whole output is smoothed, not only the model's
+residual: smoothing the residual alone leaves the camera's own noise flickering.
+benchmarks/temporal.md measures flicker and ghosting against other filters.
 
 State resets (out = sharp) on a resolution change and on a scene cut (mean d above
 SCENE_CUT_LEVELS: a camera switch, the light turned on), where history is meaningless.
 
-Cost: the weights are laid out as an I420 frame, so the blend is four passes over 1.5 bytes
-per pixel: out = round(h*w) + round(s*(1-w)), with w in 255ths (multiply, invert w, multiply,
-add), the state kept in uint8: a float32 state would triple the memory traffic, and OpenCV has
-no faster per-pixel blend (`cv2.blendLinear` measured 3x slower). Neither product can fall on a
-rounding tie (s*w/255 is never a half-integer, 255 being odd), so round(s*(1-w)) =
-s - round(s*w): the output is the same as rounding h*w and subtracting the rounded s*w, and
-where history equals the new frame the two roundings cancel exactly, so the state cannot drift.
-The dead band rounding leaves, about 0.5/(1-w) levels, is below visibility. The noise median
-is found by binary search over the levels it is clamped to (count-above-threshold passes over
-the half-resolution map, on every fourth row), which costs less than a 256-bin histogram.
+The blend works on uint8 state laid out as an I420 frame (four passes over 1.5 bytes per pixel;
+float state would triple the memory traffic): out = round(h*w) + round(s*(1-w)), w in 255ths.
+Neither product can fall on a rounding tie (255 is odd), so where history equals the new frame
+the roundings cancel exactly and the state cannot drift.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from vcam.errors import VcamError
-from vcam.frames import planes, size, to_i420
+from vcam.frames import planes, size
 
-DEFAULT_STRENGTH = 0.85  # static pixels average over ~1/(1-0.85) ≈ 7 frames
 # d is in half levels of Y (see the module docstring); the constants below are in d's units.
 CHROMA_WEIGHT = 0.25  # |ΔU| and |ΔV| count an eighth of a Y level each
 MIN_NOISE_LEVELS = 2.0  # a near-noiseless camera still averages changes of one level
@@ -80,13 +58,14 @@ class TemporalFilter:
     """Callable (camera frame, sharpened frame) -> smoothed frame, all I420 (vcam/frames.py).
 
     The returned array is a read-only view of the filter's state, valid until the next call:
-    copy it before modifying or keeping it. Strength 0 returns `frame_sharp` untouched.
+    copy it before modifying or keeping it. `smoothing` is the weight history gets where nothing
+    moves (0..1; 0 returns `frame_sharp` untouched).
     """
 
-    def __init__(self, strength: float = DEFAULT_STRENGTH) -> None:
-        if not 0.0 <= strength <= 1.0:
-            raise VcamError(f"--ema must be between 0 and 1 (got {strength})")
-        self.strength = float(strength)
+    def __init__(self, smoothing: float) -> None:
+        if not 0.0 <= smoothing <= 1.0:
+            raise VcamError(f"ema must be between 0 and 1 (got {smoothing})")
+        self.smoothing = float(smoothing)
         self._shape: tuple[int, ...] | None = None
 
     def reset(self) -> None:
@@ -137,7 +116,7 @@ class TemporalFilter:
             median if self._noise is None else (NOISE_SMOOTHING * self._noise + (1 - NOISE_SMOOTHING) * median)
         )
         ramp = (_LEVELS - self._noise) / max(2 * self._noise, MIN_WIDTH_LEVELS)
-        return np.rint(255 * self.strength * (1 - np.clip(ramp, 0, 1)) ** 2).astype(np.uint8)
+        return np.rint(255 * self.smoothing * (1 - np.clip(ramp, 0, 1)) ** 2).astype(np.uint8)
 
     def __call__(self, frame_in: np.ndarray, frame_sharp: np.ndarray) -> np.ndarray:
         size(frame_in)
@@ -147,7 +126,7 @@ class TemporalFilter:
                 f"{frame_in.dtype} {frame_in.shape} and "
                 f"{frame_sharp.dtype} {frame_sharp.shape}"
             )
-        if self.strength == 0.0:
+        if self.smoothing == 0.0:
             return frame_sharp
         fresh_state = self._shape != frame_in.shape
         if fresh_state:
@@ -182,62 +161,3 @@ class TemporalFilter:
         cv2.multiply(frame_sharp, weight, dst=weight, scale=1 / 255)  # s * (1 - w)
         cv2.add(self._history, weight, dst=self._history)
         return self._read_only()
-
-
-def _as_float(frames: Sequence[np.ndarray]) -> np.ndarray:
-    return np.stack(frames).astype(np.float32)
-
-
-def flicker(outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> float:
-    """Mean |Δout - Δgt| (0..255 levels) over samples whose ground truth did not change.
-
-    Δ is the frame-to-frame difference; on static truth Δgt = 0, so this is how much the output
-    moves where nothing should: noise and model wobble, plus any trail decaying after motion.
-    A sample is one array element: a Y, U or V value of an I420 frame.
-    """
-    out, gt = _as_float(outputs), _as_float(truths)
-    d_out, d_gt = np.diff(out, axis=0), np.diff(gt, axis=0)
-    return float(np.abs(d_out - d_gt)[d_gt == 0].mean())
-
-
-def moving_psnr(outputs: Sequence[np.ndarray], truths: Sequence[np.ndarray]) -> float:
-    """PSNR (dB) against ground truth over samples whose ground truth changed since the
-    previous frame: trails and ghosts of moving content lower it."""
-    out, gt = _as_float(outputs)[1:], _as_float(truths)
-    moving = np.diff(gt, axis=0) != 0
-    mse = float(((out - gt[1:]) ** 2)[moving].mean())
-    return 10.0 * np.log10(255.0**2 / mse)
-
-
-def _texture(rng: np.random.Generator, h: int, w: int, sigma: float) -> np.ndarray:
-    noise = rng.uniform(0, 255, (h, w, 3)).astype(np.float32)
-    smooth = cv2.GaussianBlur(noise, (0, 0), sigma)
-    smooth = (smooth - smooth.min()) / max(float(np.ptp(smooth)), 1e-6)
-    return smooth * 200 + 28
-
-
-def synthetic_sequence(
-    frames: int = 30,
-    height: int = 96,
-    width: int = 128,
-    noise: float = 8.0,
-    speed: tuple[int, int] = (2, 1),
-    seed: int = 0,
-) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(noisy frames, ground truth frames), I420: a still textured scene in which a textured
-    patch translates by `speed` (dx, dy) pixels per frame, re-noised with fresh Gaussian noise
-    (std `noise` levels per RGB channel, as a camera sensor adds it) every frame — the
-    reference sequence for `flicker` and `moving_psnr`."""
-    rng = np.random.default_rng(seed)
-    background = _texture(rng, height, width, 1.5)
-    ph, pw = height // 3, width // 4
-    patch = _texture(rng, ph, pw, 1.0)
-    noisy, truth = [], []
-    for t in range(frames):
-        y = (height // 4 + speed[1] * t) % (height - ph)
-        x = (width // 8 + speed[0] * t) % (width - pw)
-        gt = background.copy()
-        gt[y : y + ph, x : x + pw] = patch
-        truth.append(to_i420(np.rint(gt).astype(np.uint8)))
-        noisy.append(to_i420(np.clip(np.rint(gt + rng.normal(0, noise, gt.shape)), 0, 255).astype(np.uint8)))
-    return noisy, truth

@@ -1,7 +1,7 @@
 """Model tiers: the largest shipped student that keeps up with the camera on this CPU.
 
 The same model costs several times more on a laptop without VNNI than on a server with it, so
-no single default fits every machine. With no --model, `vcam start` times each shipped tier on
+no single default fits every machine. With no model named, `vcam start` times each shipped tier on
 a frame of the requested size (once per CPU model, model file and size; the result is cached in
 the user's cache folder), takes the largest whose inference fits the frame budget, and steps
 down a tier while running if frames keep dropping.
@@ -48,20 +48,20 @@ def tier_path(tier: str) -> Path:
     except ModuleNotFoundError:  # vcam imported from a source tree that was never installed
         raise ModelError(
             "no models are installed (this vcam runs from a source tree; "
-            "`pip install .` installs them); pass --model PATH to an ONNX "
+            "`pip install .` installs them); name an ONNX "
             "model"
         ) from None
     if not path.is_file():
         raise ModelError(
-            f"the {tier} tier is not installed ({path} is missing); reinstall SharpCam or pass --model PATH"
+            f"the {tier} tier is not installed ({path} is missing); reinstall SharpCam or name a model file"
         )
     return path
 
 
 def check_choice(model: object, tier: str | None) -> None:
-    """--model and --tier both pick the model; an unknown tier fails before anything opens."""
+    """model and tier both pick the model; an unknown tier fails before anything opens."""
     if model is not None and tier is not None:
-        raise VcamError("--model and --tier both choose the model — pass one of them")
+        raise VcamError("model and tier both choose the model — give one of them")
     if tier is not None:
         tier_path(tier)
 
@@ -74,7 +74,7 @@ def cache_path() -> Path:
 class Cost:
     """One tier's measured cost per frame at one size on this machine."""
 
-    wall_ms: float  # median inference time, the Sharpener's whole call
+    wall_ms: float  # median inference time, the sharpener's whole call
     cpu_ms: float  # process CPU time per call (all threads)
 
     def fits(self, fps: float) -> bool:
@@ -84,13 +84,13 @@ class Cost:
 
 def measure(path: Path, width: int, height: int, provider: str | None = None, runs: int = CALIBRATION_RUNS) -> Cost:
     """Time the model on a textured I420 frame as the pipeline runs it."""
-    from vcam.sharpen import Sharpener, on_cpus  # the tier table itself needs no ONNX Runtime
+    from vcam.sharpener import OnnxSharpener  # the tier table itself needs no ONNX Runtime
 
-    sharpener = Sharpener(path, provider)
+    sharpener = OnnxSharpener(path, provider)
     rng = np.random.default_rng(0)
     frame = to_i420(rng.integers(0, 256, (height, width, 3), np.uint8))
     walls = []
-    with on_cpus(sharpener.caller_cpus):
+    with sharpener.calling_thread():
         sharpener(frame)  # first call allocates
         cpu0 = time.process_time()
         for _ in range(runs):
@@ -143,7 +143,7 @@ def choose(
 ) -> Choice:
     """The tier to run: `tier` when given, else the largest that fits the frame budget."""
     if tier is not None:
-        return Choice(tier, tier_path(tier), "chosen with --tier")
+        return Choice(tier, tier_path(tier), "chosen by name")
     cpu = cpu_info()
     budget = f"{WALL_BUDGET * 1000 / fps:.1f} ms and {CPU_BUDGET * 100:.0f} % of a core"
     names = list(TIERS)

@@ -12,7 +12,7 @@ from distill.export import export_onnx, int16_overflows, onnx_session, quantize_
 from distill.metrics import psnr
 from distill.qat import QatConfig, finetune, unfold
 from distill.train import TrainingError, load_checkpoint, model_from_checkpoint, train
-from vcam.sharpen import Sharpener
+from vcam.sharpener import OnnxSharpener
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_student_export_follows_the_contract_and_matches_pytorch(checkpoints, tm
     assert proto.opset_import[0].version >= 17
     # The runtime accepts it as is, at an odd frame size.
     frame = (np.random.default_rng(0).random((45, 67, 3)) * 255).astype(np.uint8)
-    assert Sharpener(path)(frame).shape == frame.shape
+    assert OnnxSharpener(path)(frame).shape == frame.shape
 
 
 def test_export_records_the_runs_own_training_and_validation_facts(checkpoints, tmp_path):
@@ -96,13 +96,13 @@ def test_int8_student_is_luma8_and_stays_close(checkpoints, tmp_path):
     assert meta["vcam.name"] == "tiny" and json.loads(meta["vcam.training"]) == {"steps": 30}
     # Through the runtime, at an odd size: what the float network does, to INT8 precision.
     img = (np.random.default_rng(2).random((45, 67, 3)) * 255).astype(np.uint8)
-    a, b = Sharpener(fp32)(img).copy(), Sharpener(int8)(img)
+    a, b = OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)
     assert psnr(a, b) > 35
     crop = img[:44, :64]  # and the fp32 export is the PyTorch network (at a size it takes)
     with torch.no_grad():
         ref = model_from_checkpoint(student)(to_tensor_batch(crop[None]))
     ref = np.rint(ref.clamp(0, 1)[0].permute(1, 2, 0).numpy()[..., ::-1] * 255)
-    assert np.abs(ref - Sharpener(fp32)(crop)).max() <= 1
+    assert np.abs(ref - OnnxSharpener(fp32)(crop)).max() <= 1
 
 
 def test_int8_export_of_a_teacher_is_refused(checkpoints, tmp_path):
@@ -254,10 +254,10 @@ def test_qat_keeps_the_student_and_its_int8_export_close(checkpoints, tmp_path):
     rng = np.random.default_rng(1)
     quantize_luma8(tmp_path / "q.pt", fp32, int8, [(rng.random((32, 40, 3)) * 255).astype(np.uint8) for _ in range(4)])
     assert int16_overflows(onnx.load(str(int8))) == []
-    meta = Sharpener(int8).metadata
+    meta = OnnxSharpener(int8).metadata
     assert json.loads(meta["vcam.training"])["qat"]["steps"] == 30
     img = (np.random.default_rng(2).random((45, 67, 3)) * 255).astype(np.uint8)
-    assert psnr(Sharpener(fp32)(img).copy(), Sharpener(int8)(img)) > 35
+    assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
 
 
 def test_unfold_is_the_inverse_of_fold(checkpoints):

@@ -117,7 +117,7 @@ def test_close_stops_the_reader_and_releases_the_capture() -> None:
 def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not found") as info:
         open_source(str(tmp_path / "nope.mp4"))
-    assert "--source" in str(info.value) and "\n" not in str(info.value)
+    assert "as the source" in str(info.value) and "\n" not in str(info.value)
 
 
 def test_undecodable_file_is_one_clear_error(tmp_path: Path) -> None:
@@ -131,7 +131,7 @@ def test_undecodable_file_is_one_clear_error(tmp_path: Path) -> None:
 def test_missing_camera_points_to_a_file_source(spec: str) -> None:
     with pytest.raises(SourceError, match=f"no camera at {spec}") as info:
         open_source(spec)
-    assert "--source FILE" in str(info.value)
+    assert "video file as the source" in str(info.value)
 
 
 def test_camera_that_sends_nothing_is_reported_not_waited_on() -> None:

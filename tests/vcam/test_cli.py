@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from vcam.cli import app
 from vcam.doctor import run_checks
-from vcam.virtualcam import find_device
+from vcam.v4l2loopback import find_device
 
 runner = CliRunner()
 
@@ -90,13 +90,13 @@ def test_bad_models_are_one_line(make, fragment: str, clip: Path, tmp_path: Path
 @pytest.mark.parametrize(
     "extra, fragments",
     [
-        (["--source", "0"], ["no camera at 0", "--source FILE"]),
+        (["--source", "0"], ["no camera at 0", "video file as the source"]),
         (["--source", "/dev/video5"], ["no camera at /dev/video5"]),
         (["--source", "missing.mp4"], ["video file missing.mp4 not found"]),
-        (["--strength", "3"], ["--strength must be between 0 and 1"]),
+        (["--strength", "3"], ["strength must be between 0 and 1"]),
         (["--provider", "quantum"], ["unknown or unavailable provider 'quantum'", "cpu"]),
         (["--width", "abc"], ["Invalid value for '--width'"]),
-        (["--sink", "speakers"], ["unknown --sink 'speakers'"]),
+        (["--sink", "speakers"], ["unknown sink 'speakers'"]),
         (["--sink", "virtualcam", "--device", "/dev/video99"], ["/dev/video99 does not exist"]),
         (["--log-level", "loud"], ["unknown --log-level 'loud'"]),
     ],
@@ -156,7 +156,7 @@ def test_doctor_prints_a_fix_for_each_failure(identity_model: Path) -> None:
     lines = result.stdout.strip().splitlines()
     assert result.exit_code == 1
     assert any(line.startswith("✓ model loads") for line in lines)
-    assert any(line.startswith("✗ camera 9") and "--source FILE" in line for line in lines)
+    assert any(line.startswith("✗ camera 9") and "video file as the source" in line for line in lines)
 
 
 def test_doctor_all_green_on_a_complete_setup(fake_sysfs, identity_model: Path, clip: Path) -> None:
@@ -211,7 +211,7 @@ def test_start_without_a_model_runs_the_tier_chosen_for_this_cpu(clip: Path) -> 
 def test_start_with_a_tier_and_a_model_is_one_line(clip: Path, identity_model: Path) -> None:
     assert_one_line_error(
         vcam("start", "--model", identity_model, "--tier", "fast", "--source", clip),
-        "--model and --tier both choose the model",
+        "model and tier both choose the model",
     )
     assert_one_line_error(vcam("start", "--tier", "huge", "--source", clip), "unknown tier 'huge'")
 
@@ -226,9 +226,9 @@ def test_doctor_reports_the_tier_it_would_run(clip: Path) -> None:
 @pytest.mark.parametrize(
     "options, fragment",
     [
-        (["--fps", "nan"], "--fps must be a positive number"),
-        (["--fps", "inf"], "--fps must be a positive number"),
-        (["--fps", "0"], "--fps must be a positive number"),
+        (["--fps", "nan"], "fps must be a positive number"),
+        (["--fps", "inf"], "fps must be a positive number"),
+        (["--fps", "0"], "fps must be a positive number"),
         (["--width", "100000", "--height", "100000"], "more than 8K"),
         (["--width", "1"], "at least 2"),
         (["--frames", "-1"], "--frames must be at least 1"),
@@ -258,4 +258,6 @@ def test_ctrl_c_at_any_moment_of_startup_prints_no_traceback(delay: float, clip:
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-    assert proc.returncode in (0, 130), err
+    # 130: vcam's own handler; -SIGINT: the signal came before the interpreter had set up any
+    # (a loaded machine); 0: it came after the run ended
+    assert proc.returncode in (0, 130, -signal.SIGINT), err

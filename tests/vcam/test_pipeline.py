@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 from support import onnx_models
 
+from vcam.baselines import BaselineSharpener, unsharp_mask
 from vcam.camera import CameraSource, open_source
 from vcam.errors import ModelError, SourceError, VcamError
 from vcam.frames import to_bgr, to_i420
+from vcam.options import DEFAULTS, StartOptions
 from vcam.pipeline import STAGES, Pipeline, open_pipeline
-from vcam.sharpen import Sharpener
+from vcam.sharpener import OnnxSharpener
+from vcam.sinks import NullSink, VirtualCamSink
 from vcam.temporal import TemporalFilter
-from vcam.virtualcam import NullSink, VirtualCamSink
 
 
 class ModeSwitchingWebcam:
@@ -44,7 +46,8 @@ def test_odd_size_clip_through_model_and_temporal_to_null_sink(
     textured_clip: Path, sharpen_model: Path, width: int, height: int
 ) -> None:
     with open_pipeline(
-        str(textured_clip), sharpen_model, "null", width=width, height=height, status_interval=None
+        StartOptions(source=str(textured_clip), model=str(sharpen_model), sink="null", width=width, height=height),
+        status_interval=None,
     ) as pipeline:
         assert pipeline.run(max_frames=5) == 5
         assert pipeline.sink.frames_sent == 5
@@ -57,7 +60,8 @@ def test_odd_size_clip_through_model_and_temporal_to_null_sink(
 def test_odd_size_clip_to_a_video_file(textured_clip: Path, sharpen_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     with open_pipeline(
-        str(textured_clip), sharpen_model, str(out), width=641, height=481, status_interval=None
+        StartOptions(source=str(textured_clip), model=str(sharpen_model), sink=str(out), width=641, height=481),
+        status_interval=None,
     ) as pipeline:
         pipeline.run(max_frames=4)
     capture = cv2.VideoCapture(str(out))
@@ -72,12 +76,7 @@ def test_identity_model_without_smoothing_publishes_the_camera_frame(
     device = fake_sysfs.add(10, "SharpCam")
     zero = onnx_models.make_luma8_model(tmp_path / "zero.onnx", amount=0.0)  # residual 0
     with open_pipeline(
-        str(textured_clip),
-        zero,
-        "virtualcam",
-        width=641,
-        height=481,
-        ema=0.0,
+        StartOptions(source=str(textured_clip), model=str(zero), sink="virtualcam", width=641, height=481, ema=0.0),
         status_interval=None,
         backend="memory",
         root=fake_sysfs.root,
@@ -94,12 +93,9 @@ def test_identity_model_without_smoothing_publishes_the_camera_frame(
 def test_sharpen_model_raises_edge_energy(textured_clip: Path, sharpen_model: Path, fake_sysfs, memory_backend) -> None:
     device = fake_sysfs.add(10, "SharpCam")
     with open_pipeline(
-        str(textured_clip),
-        sharpen_model,
-        "virtualcam",
-        width=96,
-        height=64,
-        ema=0.0,
+        StartOptions(
+            source=str(textured_clip), model=str(sharpen_model), sink="virtualcam", width=96, height=64, ema=0.0
+        ),
         status_interval=None,
         backend="memory",
         root=fake_sysfs.root,
@@ -121,7 +117,9 @@ def test_stops_within_a_second_and_a_second_start_reuses_the_device(
     fake_sysfs.add(10, "SharpCam")
     options = dict(status_interval=None, backend="memory", root=fake_sysfs.root)
     for _ in range(2):  # the second start fails with "busy" unless the first released it
-        with open_pipeline(str(clip), identity_model, "virtualcam", **options) as pipeline:
+        with open_pipeline(
+            StartOptions(source=str(clip), model=str(identity_model), sink="virtualcam"), **options
+        ) as pipeline:
             stop = threading.Event()
             runner = threading.Thread(target=pipeline.run, args=(stop,))
             runner.start()
@@ -137,7 +135,9 @@ def test_a_camera_mode_change_flows_through(identity_model: Path, fake_sysfs, me
     device = fake_sysfs.add(10, "SharpCam")
     source = CameraSource(ModeSwitchingWebcam(), "camera 0", fps=1000, paced=True)
     sink = VirtualCamSink(*source.size, 1000, backend="memory", root=fake_sysfs.root)
-    with Pipeline(source, Sharpener(identity_model), TemporalFilter(), sink, status_interval=None) as pipeline:
+    with Pipeline(
+        source, OnnxSharpener(identity_model), TemporalFilter(DEFAULTS.ema), sink, status_interval=None
+    ) as pipeline:
         assert pipeline.run(max_frames=8) == 8  # frames 5.. are 80x60: temporal state resets
     assert {frame.shape for frame in memory_backend.frames[device]} == {(72, 64)}
 
@@ -147,7 +147,7 @@ def test_a_failing_stage_becomes_one_line(clip: Path, identity_model: Path) -> N
         raise ValueError("boom\nsecond line")
 
     with Pipeline(
-        open_source(str(clip)), Sharpener(identity_model), broken_temporal, NullSink(), status_interval=None
+        open_source(str(clip)), OnnxSharpener(identity_model), broken_temporal, NullSink(), status_interval=None
     ) as pipeline:
         with pytest.raises(VcamError, match="^temporal stage failed: ValueError: boom$"):
             pipeline.run(max_frames=1)
@@ -155,26 +155,36 @@ def test_a_failing_stage_becomes_one_line(clip: Path, identity_model: Path) -> N
 
 def test_bad_model_is_reported_before_the_camera_opens(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="not found"):
-        open_pipeline(str(tmp_path / "missing.avi"), tmp_path / "missing.onnx", "null")
+        open_pipeline(
+            StartOptions(source=str(tmp_path / "missing.avi"), model=str(tmp_path / "missing.onnx"), sink="null")
+        )
 
 
 def test_a_failing_sink_releases_the_camera(clip: Path, identity_model: Path, fake_sysfs, memory_backend) -> None:
     with pytest.raises(VcamError, match="no v4l2loopback device labelled SharpCam"):
-        open_pipeline(str(clip), identity_model, "virtualcam", backend="memory", root=fake_sysfs.root)
+        open_pipeline(
+            StartOptions(source=str(clip), model=str(identity_model), sink="virtualcam"),
+            backend="memory",
+            root=fake_sysfs.root,
+        )
     # Nothing left holding the clip or a thread: a null-sink start right after works.
-    with open_pipeline(str(clip), identity_model, "null", status_interval=None) as pipeline:
+    with open_pipeline(
+        StartOptions(source=str(clip), model=str(identity_model), sink="null"), status_interval=None
+    ) as pipeline:
         assert pipeline.run(max_frames=1) == 1
 
 
 def test_missing_source_is_a_source_error(tmp_path: Path, identity_model: Path) -> None:
     with pytest.raises(SourceError, match="not found"):
-        open_pipeline(str(tmp_path / "nope.avi"), identity_model, "null")
+        open_pipeline(StartOptions(source=str(tmp_path / "nope.avi"), model=str(identity_model), sink="null"))
 
 
-@pytest.mark.parametrize("opencv_threads, inside", [(1, 1), (None, 3)])
-def test_opencv_threads_are_set_for_the_loop_and_set_back(
-    clip: Path, identity_model: Path, opencv_threads, inside: int
+@pytest.mark.parametrize("baseline, inside", [(False, 1), (True, 3)])
+def test_the_loop_runs_under_the_sharpeners_thread_settings_and_sets_them_back(
+    clip: Path, identity_model: Path, baseline: bool, inside: int
 ) -> None:
+    """The ONNX sharpener runs OpenCV single-threaded beside its workers; a baseline keeps
+    OpenCV's own threading."""
     seen = []
 
     def temporal(frame: np.ndarray, sharp: np.ndarray) -> np.ndarray:
@@ -184,14 +194,8 @@ def test_opencv_threads_are_set_for_the_loop_and_set_back(
     original = cv2.getNumThreads()
     cv2.setNumThreads(3)
     try:
-        with Pipeline(
-            open_source(str(clip)),
-            Sharpener(identity_model),
-            temporal,
-            NullSink(),
-            status_interval=None,
-            opencv_threads=opencv_threads,
-        ) as pipeline:
+        sharpener = BaselineSharpener(unsharp_mask) if baseline else OnnxSharpener(identity_model)
+        with Pipeline(open_source(str(clip)), sharpener, temporal, NullSink(), status_interval=None) as pipeline:
             pipeline.run(max_frames=2)
         assert seen == [inside, inside]
         assert cv2.getNumThreads() == 3
@@ -201,7 +205,7 @@ def test_opencv_threads_are_set_for_the_loop_and_set_back(
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="thread affinity is Linux-only")
 def test_loop_thread_runs_on_the_sharpeners_caller_cpus_and_is_set_back(clip: Path, identity_model: Path) -> None:
-    sharpener = Sharpener(identity_model)
+    sharpener = OnnxSharpener(identity_model)
     original = os.sched_getaffinity(0)
     sharpener.caller_cpus = frozenset({min(original)})
     seen = []

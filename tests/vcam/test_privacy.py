@@ -17,7 +17,7 @@ def _telemetry_files(home: Path, **env: str) -> list[Path]:
     """Run a real ONNX Runtime session in a fresh process with `home` as its home folder."""
     environ = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
     environ |= {"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache")} | env
-    code = "import vcam.sharpen, sys; vcam.sharpen.Sharpener(sys.argv[1])"
+    code = "import vcam.sharpener, sys; vcam.sharpener.OnnxSharpener(sys.argv[1])"
     model = Path(__file__).resolve().parents[2] / "weights" / "student-fast.onnx"
     subprocess.run([sys.executable, "-c", code, str(model)], env=environ, check=True, timeout=60)
     return list(home.rglob("onnxruntime.db"))
@@ -34,7 +34,7 @@ def test_a_recording_never_replaces_its_source_or_an_unnamed_file(clip: Path, id
     runner = CliRunner()
     before = clip.read_bytes()
     same = runner.invoke(app, ["start", "--model", str(identity_model), "--source", str(clip), "--sink", str(clip)])
-    assert same.exit_code == 2 and "is the --source file" in same.stderr
+    assert same.exit_code == 2 and "is the source file" in same.stderr
     again = runner.invoke(
         app, ["start", "--model", str(identity_model), "--source", str(clip), "--sink", str(clip), "--overwrite"]
     )
@@ -44,7 +44,7 @@ def test_a_recording_never_replaces_its_source_or_an_unnamed_file(clip: Path, id
     other.write_bytes(b"the user's own file")
     args = ["start", "--model", str(identity_model), "--source", str(clip), "--sink", str(other), "--frames", "3"]
     refused = runner.invoke(app, args)
-    assert refused.exit_code == 2 and "--overwrite" in refused.stderr.strip().splitlines()[0]
+    assert refused.exit_code == 2 and "allow overwrite" in refused.stderr.strip().splitlines()[0]
     assert other.read_bytes() == b"the user's own file"
     assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
     assert other.stat().st_size > 1000  # now a recording

@@ -11,7 +11,7 @@ import pytest
 
 from distill.export import int16_overflows
 from distill.metrics import psnr
-from vcam.sharpen import Sharpener
+from vcam.sharpener import OnnxSharpener
 from vcam.tiers import tier_path
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
@@ -38,7 +38,7 @@ def webcam(img: np.ndarray) -> np.ndarray:
 def test_default_model_is_the_shipped_int8_student() -> None:
     path = tier_path("default")
     assert path.resolve() == (WEIGHTS / "student.onnx").resolve()
-    sharpener = Sharpener(path)
+    sharpener = OnnxSharpener(path)
     assert sharpener.metadata["vcam.name"] == "sharpcam-student"
     assert sharpener.metadata["vcam.quantization"].startswith("int8")
     assert sharpener.metadata["vcam.io"] == "luma8"
@@ -47,9 +47,9 @@ def test_default_model_is_the_shipped_int8_student() -> None:
 
 def test_int8_luma8_student_is_the_fp32_rgb_student_to_int8_precision() -> None:
     degraded = webcam(scene())
-    fast = Sharpener(WEIGHTS / "student.onnx")(degraded)
-    assert Sharpener(WEIGHTS / "student-fp32.onnx").metadata.get("vcam.io", "rgb") == "rgb"
-    assert psnr(fast, Sharpener(WEIGHTS / "student-fp32.onnx")(degraded)) > 40
+    fast = OnnxSharpener(WEIGHTS / "student.onnx")(degraded)
+    assert OnnxSharpener(WEIGHTS / "student-fp32.onnx").metadata.get("vcam.io", "rgb") == "rgb"
+    assert psnr(fast, OnnxSharpener(WEIGHTS / "student-fp32.onnx")(degraded)) > 40
 
 
 @pytest.mark.parametrize("name", ["student.onnx", "student-hq.onnx"])
@@ -63,6 +63,6 @@ def test_shipped_int8_models_compute_the_same_on_every_x86_cpu(name: str) -> Non
 def test_shipped_model_restores_a_degraded_frame(name: str) -> None:
     clean = scene()
     degraded = webcam(clean)
-    restored = Sharpener(WEIGHTS / name)(degraded)
+    restored = OnnxSharpener(WEIGHTS / name)(degraded)
     assert restored.shape == clean.shape
     assert psnr(restored, clean) > psnr(degraded, clean) + 0.5

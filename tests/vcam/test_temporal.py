@@ -4,10 +4,12 @@ import cv2
 import numpy as np
 import pytest
 
+from distill.temporal_metrics import flicker, moving_psnr, synthetic_sequence
 from vcam.baselines import unsharp_mask
 from vcam.errors import VcamError
 from vcam.frames import on_luma, planes, to_i420
-from vcam.temporal import TemporalFilter, flicker, moving_psnr, synthetic_sequence
+from vcam.options import DEFAULTS
+from vcam.temporal import TemporalFilter
 
 
 def sharpen_y(frame: np.ndarray) -> np.ndarray:
@@ -24,7 +26,7 @@ def run(filt: TemporalFilter, frames: list[np.ndarray], sharpen=lambda f: f) -> 
 def test_flicker_halves_while_moving_content_keeps_its_psnr(sharpen, noise: float) -> None:
     noisy, truth = synthetic_sequence(frames=30, noise=noise, speed=(2, 1))
     plain = [sharpen(f) for f in noisy]
-    smoothed = run(TemporalFilter(), noisy, sharpen)
+    smoothed = run(TemporalFilter(DEFAULTS.ema), noisy, sharpen)
     assert flicker(smoothed, truth) <= 0.5 * flicker(plain, truth)
     assert moving_psnr(smoothed, truth) >= moving_psnr(plain, truth) - 0.1
 
@@ -37,9 +39,9 @@ def test_metrics_see_flicker_and_ghosts() -> None:
     assert moving_psnr(frozen, truth) < moving_psnr(noisy, truth) - 5.0
 
 
-def test_strength_zero_passes_the_sharpened_frame_through() -> None:
+def test_smoothing_zero_passes_the_sharpened_frame_through() -> None:
     noisy, _ = synthetic_sequence(frames=4)
-    filt = TemporalFilter(strength=0.0)
+    filt = TemporalFilter(smoothing=0.0)
     for frame in noisy:
         sharp = sharpen_y(frame)
         assert filt(frame, sharp) is sharp
@@ -47,7 +49,7 @@ def test_strength_zero_passes_the_sharpened_frame_through() -> None:
 
 def test_output_is_uint8_of_the_input_shape_and_read_only() -> None:
     noisy, _ = synthetic_sequence(frames=3, height=46, width=62)  # not multiples of 4
-    filt = TemporalFilter()
+    filt = TemporalFilter(DEFAULTS.ema)
     for frame in noisy:
         out = filt(frame, frame)
         assert out.dtype == np.uint8 and out.shape == frame.shape
@@ -58,7 +60,7 @@ def test_output_is_uint8_of_the_input_shape_and_read_only() -> None:
 def test_the_smallest_frames_are_filtered_too(height: int, width: int) -> None:
     rng = np.random.default_rng(3)
     frames = [to_i420(rng.integers(100, 110, (height, width, 3), np.uint8)) for _ in range(3)]
-    filt = TemporalFilter()
+    filt = TemporalFilter(DEFAULTS.ema)
     outputs = [filt(frame, frame).copy() for frame in frames]
     assert all(out.shape == frame.shape for out, frame in zip(outputs, frames))
     assert not np.array_equal(outputs[2], frames[2])  # small changes are averaged
@@ -66,14 +68,14 @@ def test_the_smallest_frames_are_filtered_too(height: int, width: int) -> None:
 
 def test_static_scene_is_smoothed_after_the_first_frame() -> None:
     noisy, _ = synthetic_sequence(frames=3)
-    filt = TemporalFilter()
+    filt = TemporalFilter(DEFAULTS.ema)
     assert np.array_equal(filt(noisy[0], noisy[0]), noisy[0])  # nothing to average yet
     assert not np.array_equal(filt(noisy[1], noisy[1]), noisy[1])
 
 
 def test_history_equal_to_the_frame_stays_equal_so_the_state_cannot_drift() -> None:
     frame = to_i420(np.random.default_rng(2).integers(0, 256, (36, 52, 3), np.uint8))
-    filt = TemporalFilter()
+    filt = TemporalFilter(DEFAULTS.ema)
     for _ in range(10):  # static input: the full history weight, every pixel value
         assert np.array_equal(filt(frame, frame), frame)
 
@@ -81,7 +83,7 @@ def test_history_equal_to_the_frame_stays_equal_so_the_state_cannot_drift() -> N
 def test_resolution_change_resets_the_history() -> None:
     small, _ = synthetic_sequence(frames=4, height=48, width=64)
     large, _ = synthetic_sequence(frames=2, height=60, width=80, seed=1)
-    filt = TemporalFilter()
+    filt = TemporalFilter(DEFAULTS.ema)
     run(filt, small)
     assert np.array_equal(filt(large[0], large[0]), large[0])
     assert not np.array_equal(filt(large[1], large[1]), large[1])
@@ -89,7 +91,7 @@ def test_resolution_change_resets_the_history() -> None:
 
 def test_scene_cut_resets_the_history_even_where_the_frame_did_not_change() -> None:
     scene, _ = synthetic_sequence(frames=4)
-    filt = TemporalFilter()
+    filt = TemporalFilter(DEFAULTS.ema)
     run(filt, scene[:3])
     cut = scene[3].copy()
     y = planes(cut)[0]
@@ -99,15 +101,15 @@ def test_scene_cut_resets_the_history_even_where_the_frame_did_not_change() -> N
 
 def test_reset_forgets_the_history() -> None:
     noisy, _ = synthetic_sequence(frames=4)
-    filt = TemporalFilter()
+    filt = TemporalFilter(DEFAULTS.ema)
     run(filt, noisy[:3])
     filt.reset()
     assert np.array_equal(filt(noisy[3], noisy[3]), noisy[3])
 
 
 @pytest.mark.parametrize("strength", [-0.5, 1.5])
-def test_strength_out_of_range_is_refused(strength: float) -> None:
-    with pytest.raises(VcamError, match="--ema must be between 0 and 1"):
+def test_smoothing_out_of_range_is_refused(strength: float) -> None:
+    with pytest.raises(VcamError, match="ema must be between 0 and 1"):
         TemporalFilter(strength)
 
 
@@ -123,4 +125,4 @@ def test_strength_out_of_range_is_refused(strength: float) -> None:
 )
 def test_frames_that_do_not_match_are_refused(frame_in, frame_sharp, message: str) -> None:
     with pytest.raises(VcamError, match=message):
-        TemporalFilter()(frame_in, frame_sharp)
+        TemporalFilter(DEFAULTS.ema)(frame_in, frame_sharp)

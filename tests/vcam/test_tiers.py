@@ -12,22 +12,22 @@ import pytest
 from vcam.camera import CameraSource
 from vcam.errors import VcamError
 from vcam.pipeline import Pipeline
-from vcam.sharpen import Sharpener
+from vcam.sharpener import OnnxSharpener
+from vcam.sinks import NullSink
 from vcam.temporal import TemporalFilter
 from vcam.tiers import TIERS, StepDown, choose, cost, tier_path
-from vcam.virtualcam import NullSink
 
 
 def test_every_tier_is_a_shipped_int8_model_lighter_to_heavier() -> None:
-    params = [int(Sharpener(tier_path(t)).metadata["vcam.params"]) for t in TIERS]
+    params = [int(OnnxSharpener(tier_path(t)).metadata["vcam.params"]) for t in TIERS]
     assert params == sorted(params) and len(set(params)) == len(TIERS)
     for tier in TIERS:
-        assert Sharpener(tier_path(tier)).metadata["vcam.io"] == "luma8"
+        assert OnnxSharpener(tier_path(tier)).metadata["vcam.io"] == "luma8"
 
 
 def test_a_named_tier_is_taken_as_it_is(tmp_path: Path) -> None:
     choice = choose(64, 48, 30, tier="fast", cache=tmp_path / "c.json")
-    assert choice.tier == "fast" and choice.path == tier_path("fast") and "--tier" in choice.reason
+    assert choice.tier == "fast" and choice.path == tier_path("fast") and "chosen by name" in choice.reason
     assert not (tmp_path / "c.json").exists()  # nothing to calibrate
 
 
@@ -77,11 +77,11 @@ class TexturedWebcam:
 
 
 def test_pipeline_continues_with_the_replacement_sharpener(sharpen_model: Path, identity_model: Path) -> None:
-    first, second = Sharpener(sharpen_model), Sharpener(identity_model)
+    first, second = OnnxSharpener(sharpen_model), OnnxSharpener(identity_model)
     assert second.timings["infer"] == 0
     calls: list[int] = []
 
-    def replace(now: float, dropped: int) -> Sharpener | None:
+    def replace(now: float, dropped: int) -> OnnxSharpener | None:
         calls.append(dropped)
         return second if len(calls) == 3 else None
 

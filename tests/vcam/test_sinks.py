@@ -11,18 +11,11 @@ import numpy as np
 import pytest
 import pyvirtualcam
 
-from vcam import virtualcam
+from vcam import v4l2loopback
 from vcam.errors import DeviceError
 from vcam.frames import to_i420
-from vcam.virtualcam import (
-    FileSink,
-    NullSink,
-    VirtualCamSink,
-    exclusive_caps,
-    find_device,
-    list_loopback_devices,
-    open_sink,
-)
+from vcam.sinks import FileSink, NullSink, VirtualCamSink, open_sink
+from vcam.v4l2loopback import exclusive_caps, find_device, list_loopback_devices
 
 
 def noise(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -147,9 +140,9 @@ def test_restart_workaround_holds_an_output_streamer_and_closes_it_last(
     stream has closed (module docstring; tests/e2e checks it against the real driver)."""
     fake_sysfs.add(10, "SharpCam")
     monkeypatch.setitem(pyvirtualcam.camera.BACKENDS, "v4l2loopback", memory_backend)
-    monkeypatch.setattr(virtualcam, "_device_caps", lambda device: virtualcam._CAP_VIDEO_OUTPUT)
+    monkeypatch.setattr(v4l2loopback, "device_caps", lambda device: v4l2loopback.CAP_VIDEO_OUTPUT)
     streamers = Streamers(memory_backend)
-    monkeypatch.setattr(virtualcam, "_start_output_stream", streamers)
+    monkeypatch.setattr(v4l2loopback, "start_output_stream", streamers)
     seen_at_camera_close = []
     close_camera = memory_backend.close
     monkeypatch.setattr(
@@ -171,9 +164,9 @@ def test_a_device_left_stuck_by_an_earlier_writer_is_revived_first(fake_sysfs, m
     fake_sysfs.add(10, "SharpCam")
     monkeypatch.setitem(pyvirtualcam.camera.BACKENDS, "v4l2loopback", memory_backend)
     stuck = 0x05200000  # what the real stuck device announces: read/write, streaming, no video
-    monkeypatch.setattr(virtualcam, "_device_caps", lambda device: stuck)
+    monkeypatch.setattr(v4l2loopback, "device_caps", lambda device: stuck)
     streamers = Streamers(memory_backend)
-    monkeypatch.setattr(virtualcam, "_start_output_stream", streamers)
+    monkeypatch.setattr(v4l2loopback, "start_output_stream", streamers)
     with VirtualCamSink(64, 48, 30, backend="v4l2loopback", root=fake_sysfs.root):
         (before, revive), (after, hold) = streamers.calls
         assert (before, after) == (0, 1)  # revived before the camera opened, held after
@@ -183,10 +176,10 @@ def test_a_device_left_stuck_by_an_earlier_writer_is_revived_first(fake_sysfs, m
 def test_restart_workaround_helpers_give_up_quietly_on_what_is_not_a_device(tmp_path) -> None:
     plain = tmp_path / "video10"
     plain.touch()
-    assert virtualcam._device_caps(str(plain)) is None
-    assert virtualcam._device_caps(str(tmp_path / "missing")) is None
-    assert virtualcam._start_output_stream(str(tmp_path / "missing")) is None
-    virtualcam._revive_if_stuck(str(plain))  # no error, nothing to do
+    assert v4l2loopback.device_caps(str(plain)) is None
+    assert v4l2loopback.device_caps(str(tmp_path / "missing")) is None
+    assert v4l2loopback.start_output_stream(str(tmp_path / "missing")) is None
+    v4l2loopback.revive_if_stuck(str(plain))  # no error, nothing to do
 
 
 def test_nonexistent_device_through_the_real_linux_backend() -> None:
@@ -237,7 +230,7 @@ def test_unknown_sink_lists_the_choices() -> None:
 def test_window_sink_without_a_usable_display_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import platform
 
-    from vcam.virtualcam import WindowSink
+    from vcam.sinks import WindowSink
 
     if platform.system() != "Linux":
         pytest.skip("the X11 display check is Linux-only")

@@ -1,24 +1,10 @@
-"""Sinks: where the sharpened frames go — the SharpCam virtual camera, a preview window, a file.
+"""Sinks: where the sharpened frames go — the SharpCam virtual camera, a preview window, a file
+or nowhere. Adding one is a `Sink` subclass here and an entry in `SINKS` (or `FILE_SINKS`).
 
-Every sink has the same small interface: `send(frame, source=None)` with I420 frames (the
-pipeline's format, vcam/frames.py), `close()`, and it is a context manager. Sinks are opened for
-one frame size, even in both directions; a frame of another size (the camera changed mode) is
-scaled to it, because video-call apps do not expect a camera's format to change under them.
-The virtual camera takes the I420 frames as they are; the window and file sinks convert to BGR.
-
-Linux: the virtual camera is a v4l2loopback device. We find ours by its card label `SharpCam`
-in `/sys/class/video4linux/*/name` (as OBS does with its own label), so the device number does
-not matter. Windows/macOS: pyvirtualcam's OBS backend; apps list that device as
-"OBS Virtual Camera" (install OBS Studio once, which ships the driver).
-
-v4l2loopback up to 0.12.7 (the version of Debian 12 and Ubuntu 22.04/24.04) has a restart bug
-with exclusive_caps=1: a writer that uses write(), as pyvirtualcam does, is never registered as
-the writer, so when it closes the device stops announcing itself as an output, and every later
-writer is refused ("not a video output device") until the module is reloaded. The driver does
-announce it again when an opener that called VIDIOC_STREAMON on the output closes. So the sink
-holds such an opener while it writes and closes it last, and a device already left stuck that way
-(announcing neither capture nor output, so nobody is writing to it) is revived with one first.
-tests/e2e shows both against the real driver.
+Sinks take the pipeline's I420 frames (vcam/frames.py) and are opened for one frame size, even in
+both directions; a frame of another size (the camera changed mode) is scaled to it, because
+video-call apps do not expect a camera's format to change under them. Windows/macOS: the virtual
+camera is pyvirtualcam's OBS backend (apps list it as "OBS Virtual Camera").
 """
 
 from __future__ import annotations
@@ -27,9 +13,9 @@ import ctypes
 import ctypes.util
 import os
 import platform
-import struct
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -38,17 +24,10 @@ import cv2
 import numpy as np
 import pyvirtualcam
 
+from vcam import v4l2loopback
 from vcam.errors import DeviceError
 from vcam.frames import size, to_bgr, to_i420
-
-LABEL = "SharpCam"
-MODPROBE = f"sudo modprobe v4l2loopback devices=1 card_label={LABEL} exclusive_caps=1"
-PERMANENT = (
-    "to keep it after reboot: echo v4l2loopback | sudo tee "
-    "/etc/modules-load.d/v4l2loopback.conf and echo 'options v4l2loopback devices=1 "
-    f"card_label={LABEL} exclusive_caps=1' | sudo tee /etc/modprobe.d/v4l2loopback.conf"
-)
-SYSFS_CLASS = "sys/class/video4linux"
+from vcam.v4l2loopback import LABEL, MODPROBE, PERMANENT
 
 
 class Sink(ABC):
@@ -79,108 +58,6 @@ def _even(n: int) -> int:
     return max(2, n - n % 2)
 
 
-def list_loopback_devices(root: Path = Path("/")) -> list[tuple[str, str]]:
-    """(device path, card label) of every v4l2loopback device, sorted by device number."""
-    found = []
-    for entry in (root / SYSFS_CLASS).glob("video*"):
-        if "/virtual/" not in os.path.realpath(entry):  # cameras sit under their bus instead
-            continue
-        try:
-            label = (entry / "name").read_text().strip()
-        except OSError:
-            continue
-        found.append((int(entry.name.removeprefix("video")), str(root / "dev" / entry.name), label))
-    return [(device, label) for _, device, label in sorted(found)]
-
-
-def find_device(label: str = LABEL, root: Path = Path("/")) -> str | None:
-    """The /dev/videoN path of the v4l2loopback device whose card label is `label`."""
-    return next((device for device, name in list_loopback_devices(root) if name == label), None)
-
-
-def _creation_order(root: Path) -> list[str]:
-    """Loopback device paths in the order the module created them: the numbers given in its
-    video_nr parameter when all were given (video_nr=20,10 creates video20 first), else
-    ascending, the order in which it hands out free numbers."""
-    devices = [path for path, _ in list_loopback_devices(root)]
-    try:
-        text = (root / "sys/module/v4l2loopback/parameters/video_nr").read_text()
-        numbers = [int(v) for v in text.strip().split(",")][: len(devices)]
-    except (OSError, ValueError):
-        return devices
-    named = [str(root / "dev" / f"video{n}") for n in numbers]
-    return named if min(numbers, default=-1) >= 0 and sorted(named) == sorted(devices) else devices
-
-
-def exclusive_caps(device: str, root: Path = Path("/")) -> bool | None:
-    """Whether `device` was created with exclusive_caps=1 (Chrome/Meet only list it then).
-
-    The module parameter is a list in device creation order; None when it cannot be read.
-    """
-    try:
-        values = (root / "sys/module/v4l2loopback/parameters/exclusive_caps").read_text()
-    except OSError:
-        return None
-    devices = _creation_order(root)
-    flags = values.strip().split(",")
-    if device not in devices or devices.index(device) >= len(flags):
-        return None
-    return flags[devices.index(device)].strip() in ("Y", "1")
-
-
-_VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability): 104 bytes
-_VIDIOC_STREAMON = 0x40045612  # _IOW('V', 18, int)
-_CAP_VIDEO_CAPTURE, _CAP_VIDEO_OUTPUT, _CAP_DEVICE_CAPS = 0x1, 0x2, 0x80000000
-_BUF_TYPE_VIDEO_OUTPUT = 2
-
-
-def _device_caps(device: str) -> int | None:
-    """The capabilities `device` announces right now, None when it cannot be asked."""
-    import fcntl  # Unix only, like v4l2loopback
-
-    try:
-        fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        info = bytearray(104)
-        fcntl.ioctl(fd, _VIDIOC_QUERYCAP, info)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    capabilities, device_caps = struct.unpack_from("<II", info, 84)
-    return device_caps if capabilities & _CAP_DEVICE_CAPS else capabilities
-
-
-def _start_output_stream(device: str) -> int | None:
-    """An fd of `device` on which VIDIOC_STREAMON(output) was called, or None if it cannot be
-    opened. v4l2loopback counts this opener as a writer even when the call fails (it marks the
-    opener first; a stuck device has no format to stream), which is all that matters here."""
-    import fcntl
-
-    try:
-        fd = os.open(device, os.O_RDWR | os.O_NONBLOCK)
-    except OSError:
-        return None
-    try:
-        fcntl.ioctl(fd, _VIDIOC_STREAMON, struct.pack("i", _BUF_TYPE_VIDEO_OUTPUT))
-    except OSError:
-        pass
-    return fd
-
-
-def _revive_if_stuck(device: str) -> None:
-    """Make a device that an earlier writer left announcing neither capture nor output (the
-    v4l2loopback restart bug in the module docstring) an output again."""
-    caps = _device_caps(device)
-    if caps is None or caps & (_CAP_VIDEO_CAPTURE | _CAP_VIDEO_OUTPUT):
-        return
-    fd = _start_output_stream(device)
-    if fd is not None:
-        os.close(fd)
-
-
 class VirtualCamSink(Sink):
     """The SharpCam virtual camera through pyvirtualcam, paced to at most `fps`.
 
@@ -202,14 +79,14 @@ class VirtualCamSink(Sink):
     ) -> None:
         linux = platform.system() == "Linux"
         if device is None and linux:
-            device = find_device(LABEL, root)
+            device = v4l2loopback.find_device(LABEL, root)
             if device is None:
                 raise DeviceError(f"no v4l2loopback device labelled {LABEL} — create it with: {MODPROBE} ({PERMANENT})")
         self.width, self.height = _even(width), _even(height)
         backend = backend or ("v4l2loopback" if linux else "obs")
-        v4l2loopback = backend == "v4l2loopback" and device is not None
-        if v4l2loopback and device is not None:
-            _revive_if_stuck(device)
+        loopback = backend == "v4l2loopback" and device is not None
+        if loopback and device is not None:
+            v4l2loopback.revive_if_stuck(device)
         try:
             self._cam = pyvirtualcam.Camera(
                 self.width, self.height, fps, fmt=pyvirtualcam.PixelFormat.I420, device=device, backend=backend
@@ -218,7 +95,7 @@ class VirtualCamSink(Sink):
             raise _open_error(device, exc) from exc
         self.device: str = self._cam.device
         # Closed after the camera: what lets the next writer (the next `vcam start`) in.
-        self._streamer = _start_output_stream(self.device) if v4l2loopback else None
+        self._streamer = v4l2loopback.start_output_stream(self.device) if loopback else None
         self._period = 1.0 / fps
         self._next_due = 0.0
         self._check_interval = check_interval
@@ -267,17 +144,17 @@ def _open_error(device: str | None, exc: Exception) -> DeviceError:
     if "busy" in low or "not a video output" in low or "could not be configured" in low:
         return DeviceError(
             f"virtual camera {name} is busy — another program (another `vcam "
-            "start`, OBS) is already sending to it; stop it or pass --device"
+            "start`, OBS) is already sending to it; stop it or choose another device"
         )
     if "does not exist" in low:
         return DeviceError(
             f"virtual camera {name} does not exist — create it with: {MODPROBE} "
-            "(without --device, vcam finds it by its label)"
+            "(with no device named, vcam finds it by its label)"
         )
     if "not a v4l2" in low or "could not be queried" in low:
         return DeviceError(
             f"{name} is not a v4l2loopback device — create one with: {MODPROBE} "
-            "(without --device, vcam finds it by its label)"
+            "(with no device named, vcam finds it by its label)"
         )
     if platform.system() != "Linux":
         return DeviceError(
@@ -289,11 +166,11 @@ def _open_error(device: str | None, exc: Exception) -> DeviceError:
 def _check_x11_display() -> None:
     """OpenCV's window is an X11 one (XWayland on Wayland desktops): fail in one line unless the
     display named by DISPLAY accepts a connection."""
-    fix = "use --sink FILE.mp4 or --sink null, or run it in your desktop session"
+    fix = "use a FILE.mp4 or the null sink, or run it in your desktop session"
     display = os.environ.get("DISPLAY")
     if not display:
         wayland = " (Wayland alone: OpenCV's window needs XWayland)" if os.environ.get("WAYLAND_DISPLAY") else ""
-        raise DeviceError(f"--sink window needs an X11 display and DISPLAY is not set{wayland} — {fix}")
+        raise DeviceError(f"the window sink needs an X11 display and DISPLAY is not set{wayland} — {fix}")
     try:
         x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
     except OSError:
@@ -303,7 +180,7 @@ def _check_x11_display() -> None:
     x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
     handle = x11.XOpenDisplay(display.encode())
     if not handle:
-        raise DeviceError(f"--sink window cannot open the display DISPLAY={display} — {fix}")
+        raise DeviceError(f"the window sink cannot open the display DISPLAY={display} — {fix}")
     x11.XCloseDisplay(handle)
 
 
@@ -328,7 +205,7 @@ class WindowSink(Sink):
             cv2.waitKey(1)  # pumps the window's events; without it nothing is drawn
         except cv2.error as exc:
             raise DeviceError(
-                f"cannot open a preview window ({str(exc).strip()}) — use --sink FILE.mp4 or --sink null"
+                f"cannot open a preview window ({str(exc).strip()}) — use a FILE.mp4 or the null sink"
             ) from exc
         self._open = True
 
@@ -409,6 +286,16 @@ class NullSink(Sink):
         self.frames_sent += 1
 
 
+# name -> opener(width, height, fps, device, **options); a spec that is none of these names a
+# file, recorded by the sink its suffix picks.
+SINKS: dict[str, Callable[..., Sink]] = {
+    "virtualcam": VirtualCamSink,
+    "window": lambda width, height, fps, device, **_: WindowSink(),
+    "null": lambda width, height, fps, device, **_: NullSink(),
+}
+FILE_SINKS: dict[str, Callable[[str, int, int, float], Sink]] = {".mp4": FileSink, ".avi": FileSink}
+
+
 def open_sink(
     spec: str,
     width: int,
@@ -416,18 +303,17 @@ def open_sink(
     fps: float,
     device: str | None = None,
     overwrite: bool = False,
-    **virtualcam_options: Any,
+    **options: Any,
 ) -> Sink:
-    """'virtualcam' (default), 'window', 'null', or a path ending in .mp4/.avi (an existing
-    file only with `overwrite`: a recording never replaces a file the user did not name twice)."""
-    if spec == "virtualcam":
-        return VirtualCamSink(width, height, fps, device, **virtualcam_options)
-    if spec == "window":
-        return WindowSink()
-    if spec == "null":
-        return NullSink()
-    if Path(spec).suffix.lower() in (".mp4", ".avi"):
+    """A sink of `SINKS` by name, or a recording for a path with a suffix of `FILE_SINKS` (an
+    existing file only with `overwrite`: a recording never replaces a file the user did not name
+    twice). `options` are the virtual camera's (its pyvirtualcam backend, in tests); others ignore them."""
+    if spec in SINKS:
+        return SINKS[spec](width, height, fps, device, **options)
+    suffix = Path(spec).suffix.lower()
+    if suffix in FILE_SINKS:
         if Path(spec).exists() and not overwrite:
-            raise DeviceError(f"--sink {spec} exists — pass --overwrite to replace it, or name another file")
-        return FileSink(spec, width, height, fps)
-    raise DeviceError(f"unknown --sink {spec!r} — use virtualcam, window, null or a FILE.mp4/.avi")
+            raise DeviceError(f"sink {spec} exists — allow overwrite to replace it, or name another file")
+        return FILE_SINKS[suffix](spec, width, height, fps)
+    files = "/".join(FILE_SINKS)
+    raise DeviceError(f"unknown sink {spec!r} — use {', '.join(SINKS)} or a FILE{files}")
