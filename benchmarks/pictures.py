@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from paths import DATA
 
 from distill.data import benchmark_set
 from distill.evaluate import onnx_method
@@ -70,8 +71,8 @@ def video_strip(model: str, video: str, frames: list[int], size: int) -> np.ndar
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="weights/student.onnx")
-    ap.add_argument("--val-dir", default="../shared/data/val")
-    ap.add_argument("--video", default="../shared/data/video/vtest.avi")
+    ap.add_argument("--val-dir", default=str(DATA / "val"))
+    ap.add_argument("--video", default=str(DATA / "video" / "vtest.avi"))
     ap.add_argument("--out-dir", default="benchmarks")
     args = ap.parse_args()
     out = Path(args.out_dir)

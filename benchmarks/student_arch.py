@@ -22,6 +22,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from paths import DATA
 
 from distill.data import benchmark_set
 from distill.evaluate import onnx_method, score
@@ -61,8 +62,8 @@ def sharpener_ms(path: Path, frame: np.ndarray, runs: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", required=True)
-    ap.add_argument("--train-dir", default="../shared/data/train")
-    ap.add_argument("--val-dir", default="../shared/data/val")
+    ap.add_argument("--train-dir", default=str(DATA / "train"))
+    ap.add_argument("--val-dir", default=str(DATA / "val"))
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--candidates", default=CANDIDATES, help="comma list of CHANNELSxBLOCKS")
     ap.add_argument("--runs", type=int, default=20)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from paths import DATA, ROOT
 
 from distill.temporal_metrics import flicker, moving_psnr, synthetic_sequence
 from vcam.baselines import unsharp_mask
@@ -41,7 +42,6 @@ from vcam.options import DEFAULTS
 from vcam.sharpener import OnnxSharpener
 from vcam.temporal import TemporalFilter
 
-ROOT = Path(__file__).resolve().parents[1]
 STATIC_RANGE = 12  # levels of blurred luma a "static" pixel may vary over the window
 
 Sharpen = Callable[[np.ndarray], np.ndarray]
@@ -222,7 +222,7 @@ def markdown(report: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--video", type=Path, default=ROOT / "../shared/data/video/vtest.avi")
+    parser.add_argument("--video", type=Path, default=DATA / "video" / "vtest.avi")
     parser.add_argument("--frames", type=int, default=200)
     parser.add_argument("--strength", type=float, default=DEFAULTS.ema)
     parser.add_argument(

@@ -111,7 +111,7 @@ def test_close_stops_the_reader_and_releases_the_capture() -> None:
     source = CameraSource(webcam, "camera 0", fps=30)
     source.close()
     assert webcam.released.wait(1.0)
-    assert not source._thread.is_alive()
+    assert not [t for t in threading.enumerate() if t.name == "vcam-source[camera 0]"]
 
 
 def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:

@@ -121,6 +121,7 @@ def test_missing_sharpcam_device_is_one_line_with_the_fix(clip: Path, identity_m
     assert_one_line_error(result, "sudo modprobe v4l2loopback devices=1 card_label=SharpCam exclusive_caps=1")
 
 
+@pytest.mark.slow
 def test_bench_json_parses(identity_model: Path) -> None:
     result = vcam("bench", "--model", identity_model, "--frames", 5, "--sizes", "64x48", "--json")
     assert result.exit_code == 0, result.output
@@ -132,6 +133,7 @@ def test_bench_json_parses(identity_model: Path) -> None:
     assert report["machine"]["cpu"]["isa"] and report["machine"]["cpu"]["model"]
 
 
+@pytest.mark.slow
 def test_bench_table_and_out_file(identity_model: Path, clip: Path, tmp_path: Path) -> None:
     out = tmp_path / "bench.md"
     result = vcam("bench", "--model", identity_model, "--frames", 3, "--sizes", "32x24", "--source", clip, "--out", out)
@@ -166,7 +168,9 @@ def test_doctor_all_green_on_a_complete_setup(fake_sysfs, identity_model: Path, 
     fake_sysfs.load_module("Y")
     checks = run_checks(identity_model, str(clip), fake_sysfs.root)
     assert [c.name for c in checks if not c.ok] == []
-    assert len(checks) == 7
+    names = " / ".join(c.name for c in checks)
+    for part in ("v4l2loopback module loaded", "SharpCam device present", "exclusive_caps=1", "writable", "model loads"):
+        assert part in names
 
 
 def run_vcam(*args: object) -> subprocess.Popen:
@@ -175,6 +179,7 @@ def run_vcam(*args: object) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_python_m_vcam_start_runs_and_exits_zero(clip: Path, identity_model: Path) -> None:
     proc = run_vcam("start", "--model", identity_model, "--source", clip, "--sink", "null", "--frames", 5)
     _, err = proc.communicate(timeout=60)
@@ -182,6 +187,7 @@ def test_python_m_vcam_start_runs_and_exits_zero(clip: Path, identity_model: Pat
     assert "stopped after 5 frames" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_stops_a_running_start_cleanly(sig: int, clip: Path, identity_model: Path) -> None:
     proc = run_vcam("start", "--model", identity_model, "--source", clip, "--sink", "null")
@@ -198,6 +204,7 @@ def test_signal_stops_a_running_start_cleanly(sig: int, clip: Path, identity_mod
     assert "Traceback" not in proc.stderr.read()
 
 
+@pytest.mark.slow
 def test_start_without_a_model_runs_the_tier_chosen_for_this_cpu(clip: Path) -> None:
     proc = run_vcam("start", "--source", clip, "--sink", "null", "--frames", 5)
     _, err = proc.communicate(timeout=120)
@@ -251,6 +258,7 @@ def test_bench_checks_its_out_path_before_measuring(identity_model: Path, tmp_pa
     assert_one_line_error(vcam("bench", "--model", identity_model, "--out", tmp_path), "is a folder")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.1, 0.3, 0.6])
 def test_ctrl_c_at_any_moment_of_startup_prints_no_traceback(delay: float, clip: Path, identity_model: Path) -> None:
     proc = run_vcam("start", "--model", identity_model, "--source", clip, "--sink", "null")

@@ -23,6 +23,7 @@ def _telemetry_files(home: Path, **env: str) -> list[Path]:
     return list(home.rglob("onnxruntime.db"))
 
 
+@pytest.mark.slow
 def test_onnx_runtime_writes_no_telemetry_unless_asked(tmp_path: Path) -> None:
     opted_in = _telemetry_files(tmp_path / "in", ORT_DISABLE_TELEMETRY="0")
     if not opted_in:
@@ -50,6 +51,7 @@ def test_a_recording_never_replaces_its_source_or_an_unnamed_file(clip: Path, id
     assert other.stat().st_size > 1000  # now a recording
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".mp4", ".avi"])
 def test_a_killed_recording_is_still_playable(
     textured_clip: Path, identity_model: Path, tmp_path: Path, suffix: str
