@@ -71,6 +71,12 @@ def fake_sysfs(tmp_path: Path) -> FakeSysfs:
 
 
 @pytest.fixture(autouse=True)
-def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tier calibration cache of the tests' own, not the user's (~/.cache/sharpcam)."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+def _private_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tests' own cache (tier calibration), config and runtime folders: never the user's
+    ~/.cache/sharpcam, ~/.config/sharpcam or the control socket of a SharpCam they run."""
+    base = tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(base / "xdg-cache"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "xdg-config"))
+    runtime = base / "xdg-runtime"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))

@@ -32,16 +32,15 @@ import numpy as np  # noqa: E402
 
 from vcam import v4l2loopback  # noqa: E402
 from vcam.errors import SourceError  # noqa: E402
+from vcam.options import check  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 
 def check_request(width: int | None, height: int | None, fps: float) -> None:
     """Refuse a frame size or rate no camera and no pipeline can serve, before anything opens."""
-    if not math.isfinite(fps) or fps <= 0:
-        raise SourceError(f"fps must be a positive number (got {fps:g})")
-    if width is not None and width < 2 or height is not None and height < 2:
-        raise SourceError(f"width and height must be at least 2 (got {width}x{height})")
+    for name, value in (("fps", fps), ("width", width), ("height", height)):
+        check(name, value)
     pixels = (width or 0) * (height or 0)
     if pixels > MAX_PIXELS:
         raise SourceError(

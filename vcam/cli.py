@@ -22,7 +22,7 @@ import typer
 from typer.core import TyperGroup
 
 from vcam.errors import VcamError
-from vcam.options import DEFAULTS, StartOptions, help_for
+from vcam.options import DEFAULTS, StartOptions, check, help_for
 
 log = logging.getLogger("vcam")
 
@@ -90,9 +90,8 @@ def main(
 @contextlib.contextmanager
 def _logging(level: str) -> Iterator[None]:
     """Log to the current stderr for the duration of a command (test runners swap stderr)."""
+    check("log_level", level)
     numeric = logging.getLevelName(level.upper())
-    if not isinstance(numeric, int):
-        raise VcamError(f"unknown --log-level {level!r} — use debug, info, warning or error")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -111,8 +110,25 @@ def _option(name: str, *flags: str) -> Any:
     return typer.Option(getattr(DEFAULTS, name), *flags, help=help_for(name))
 
 
+def _effective(ctx: typer.Context, config: Path | None) -> tuple[StartOptions, dict[str, str]]:
+    """The command line's options over the config file's over the defaults, each checked."""
+    from vcam.config import merge
+
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params if name != "config"}
+    typed = {name for name, source in sources.items() if source is not None and source.name != "DEFAULT"}
+    options, origin = merge({k: v for k, v in ctx.params.items() if k != "config"}, typed, config)
+    for name, value in vars(options).items():
+        try:
+            check(name, value)
+        except VcamError as exc:
+            where = "--" + name.replace("_", "-") if origin[name] == "command line" else origin[name]
+            raise VcamError(f"{exc} [{where}]") from None
+    return options, origin
+
+
 @app.command()
 def start(
+    ctx: typer.Context,
     source: str = _option("source"),
     model: str | None = _option("model"),
     tier: str | None = _option("tier"),
@@ -127,24 +143,117 @@ def start(
     frames: int | None = _option("frames"),
     overwrite: bool = _option("overwrite", "--overwrite"),
     log_level: str = _option("log_level"),
+    config: Path | None = typer.Option(None, help="Config file [default: ~/.config/sharpcam/config.toml]."),
 ) -> None:
     """Run the sharpened camera in the foreground until Ctrl+C / SIGTERM."""
-    options = StartOptions(**{k: v for k, v in locals().items()})
-    if options.frames is not None and options.frames < 1:
-        raise VcamError(f"--frames must be at least 1 (got {options.frames})")
+    options, _ = _effective(ctx, config)
     # Ctrl+C / SIGTERM from here on only ask the loop to stop, even while the libraries load
     # (an interrupt inside an extension module's import fails that import).
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        from vcam.pipeline import open_pipeline  # here, not at the top: keeps `vcam --help` fast
+        from vcam.control import Controller, ControlServer  # here, not at the top: keeps `vcam --help` fast
+        from vcam.pipeline import open_pipeline
 
-        with _logging(options.log_level), open_pipeline(options) as pipeline:
+        with _logging(options.log_level), _control(ControlServer) as server, open_pipeline(options) as pipeline:
+            if server is not None:
+                server.serve(Controller(pipeline, options, stop))
             count = pipeline.run(stop, options.frames)
             log.info("stopped after %d frames", count)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _control(server_class: Any) -> Iterator[Any]:
+    """The control socket, bound before the camera opens so that a second start fails at once;
+    where it cannot be created SharpCam runs without it."""
+    try:
+        server = server_class()
+    except OSError as exc:
+        log.warning("no control socket (%s): vcam status/stop/set will not reach this instance", exc)
+        yield None
+        return
+    with server:
+        yield server
+
+
+config_app = typer.Typer(help="The config file: ~/.config/sharpcam/config.toml.", add_completion=False)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    config: Path | None = typer.Option(None, help="Config file [default: ~/.config/sharpcam/config.toml]."),
+) -> None:
+    """The options `vcam start` would run with, and where each comes from."""
+    from vcam.config import default_path, merge
+
+    options, origin = merge({}, set(), config)
+    typer.echo(f"# {config or default_path()}" + ("" if (config or default_path()).is_file() else " (not there)"))
+    for name, value in vars(options).items():
+        shown = "(none)" if value is None else json.dumps(value)
+        typer.echo(f"{name} = {shown}    # {origin[name]}")
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Print the raw JSON reply.")) -> None:
+    """What the running SharpCam is doing: rates, stage times, model, settings."""
+    from vcam.control import request
+
+    reply = request({"cmd": "status"})
+    if as_json:
+        typer.echo(json.dumps(reply, indent=2))
+        return
+    minutes, seconds = divmod(int(reply["uptime_s"]), 60)
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in reply["stages_p50_ms"].items())
+    model = Path(reply["model"]).name if reply["model"] else "none"
+    lines = [
+        f"SharpCam running for {minutes // 60}:{minutes % 60:02d}:{seconds:02d} (pid {reply['pid']}), "
+        f"sharpening {'on' if reply['sharpening'] else 'off'}",
+        f"  {reply['source']} {reply['size'][0]}x{reply['size'][1]} -> {reply['sink']}: in {reply['fps_in']:.1f} fps, "
+        f"out {reply['fps_out']:.1f} fps, {reply['dropped']} frames dropped",
+        f"  model {model} (tier {reply['tier'] or '-'}, {', '.join(reply['providers']) or '-'}), "
+        f"strength {reply['strength']}, ema {reply['ema']}",
+        f"  p50 ms: {stages}",
+    ]
+    typer.echo("\n".join(lines))
+
+
+@app.command()
+def stop() -> None:
+    """Stop the running SharpCam (as Ctrl+C or SIGTERM would)."""
+    from vcam.control import request, wait_gone
+
+    request({"cmd": "stop"})
+    if not wait_gone():
+        raise VcamError("SharpCam was asked to stop but is still running after 5 s — check `vcam status`")
+    typer.echo("stopped")
+
+
+@app.command()
+def toggle() -> None:
+    """Sharpening on/off without a restart: the before/after, mid-call."""
+    from vcam.control import request
+
+    reply = request({"cmd": "toggle"})
+    typer.echo(f"sharpening {'on' if reply['sharpening'] else 'off'}")
+
+
+@app.command("set")
+def set_(
+    key: str = typer.Argument(..., help="strength, ema or model."),
+    value: str = typer.Argument(..., help="0..1 for strength and ema; a tier name or an ONNX path for model."),
+) -> None:
+    """Change a setting of the running SharpCam; it applies from the next frame."""
+    from vcam.control import request
+    from vcam.tiers import TIERS
+
+    if key == "model" and value not in TIERS:
+        value = str(Path(value).resolve())  # the service may run in another folder
+    reply = request({"cmd": "set", "key": key, "value": value})
+    typer.echo(f"{key} = {reply[key]}")
 
 
 @app.command()
@@ -214,10 +323,10 @@ def doctor(
     from vcam.doctor import run_checks
 
     checks = run_checks(model, source)
-    for check in checks:
-        note = "" if check.ok or check.essential else " (warning only)"
-        typer.echo(f"{'✓' if check.ok else '✗'} {check.name}: {check.detail}{note}")
-    if not all(check.ok for check in checks if check.essential):
+    for item in checks:
+        note = "" if item.ok or item.essential else " (warning only)"
+        typer.echo(f"{'✓' if item.ok else '✗'} {item.name}: {item.detail}{note}")
+    if not all(item.ok for item in checks if item.essential):
         raise typer.Exit(1)
 
 

@@ -5,8 +5,11 @@ and `open_pipeline`'s argument are this one dataclass. An option's name is the s
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from vcam.errors import VcamError
 
 
 def _opt(default: Any, help: str) -> Any:
@@ -46,3 +49,27 @@ DEFAULTS = StartOptions()
 def help_for(name: str) -> str:
     """The help text of option `name`."""
     return next(str(f.metadata["help"]) for f in fields(StartOptions) if f.name == name)
+
+
+PROVIDERS = ("auto", "cpu", "cuda", "tensorrt")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def check(name: str, value: Any) -> None:
+    """Refuse a value no run can use, naming the option; the one rule for each option, used by
+    the library, the CLI and the config file alike."""
+    if value is None:
+        return
+    if name in ("strength", "ema") and not 0.0 <= value <= 1.0:
+        raise VcamError(f"{name} must be between 0 and 1 (got {value})")
+    if name == "fps" and not (math.isfinite(value) and value > 0):
+        raise VcamError(f"fps must be a positive number (got {value:g})")
+    if name in ("width", "height") and value < 2:
+        raise VcamError(f"{name} must be at least 2 (got {value})")
+    if name == "frames" and value < 1:
+        raise VcamError(f"frames must be at least 1 (got {value})")
+    from vcam.tiers import TIERS
+
+    choices = {"provider": PROVIDERS, "log_level": LOG_LEVELS, "tier": tuple(TIERS)}.get(name)
+    if choices and str(value).lower() not in choices:
+        raise VcamError(f"unknown {name} {value!r} — use {', '.join(choices)}")

@@ -90,8 +90,15 @@ class Pipeline:
         self.sink = sink
         self.times = StageTimes(history)
         self.frames_out = 0
+        self.bypass = False
+        """True publishes the camera frames as they are (the before of a before/after)."""
+        self.replace = replace
+        """Called after every published frame: a lighter tier when frames drop (vcam/tiers.py)."""
+        self.rates = Rates()
+        self.started = time.monotonic()
         self._status_interval = status_interval
-        self._replace = replace
+        self._sharpened_once = False
+        self._failure_logged = False
         self._shape: tuple[int, ...] | None = None
         self._frame: np.ndarray | None = None  # the I420 conversion's buffer
 
@@ -114,10 +121,11 @@ class Pipeline:
                     if item is None:
                         continue
                     t_out = self._process(*item, t_read)
+                    self.rates.update(t_out, self.source.frames_read, self.frames_out, self.source.frames_dropped)
                     status.maybe_log(t_out)
                     published += 1
-                    if self._replace is not None:
-                        self.sharpener = self._replace(t_out, self.source.frames_dropped) or sharpener
+                    if self.replace is not None:
+                        self.sharpener = self.replace(t_out, self.source.frames_dropped) or sharpener
         return published
 
     def _process(self, camera_frame: np.ndarray, t_capture: float, t_read: float) -> float:
@@ -128,13 +136,15 @@ class Pipeline:
             self._shape = camera_frame.shape
         frame = self._frame = to_i420(camera_frame, self._frame)
         t1 = time.perf_counter()
-        sharp = _stage("sharpen", self.sharpener, frame)
-        t2 = time.perf_counter()
-        out = _stage("temporal", self.temporal, frame, sharp)
+        if self.bypass:
+            out, split, t2 = frame, _NO_SPLIT, t1
+        else:
+            sharp, split = self._sharpen(frame)
+            t2 = time.perf_counter()
+            out = _stage("temporal", self.temporal, frame, sharp)
         t3 = time.perf_counter()
         _stage("publish", self.sink.send, out, frame)
         t4 = time.perf_counter()
-        split = self.sharpener.timings
         self.times.add(
             [
                 (t1 - max(t_read, t_capture)) * 1e3,
@@ -148,6 +158,25 @@ class Pipeline:
         )
         self.frames_out += 1
         return t4
+
+    def _sharpen(self, frame: np.ndarray) -> tuple[np.ndarray, dict[str, float]]:
+        """The sharpened frame and its time split. A model that fails on its first frame is
+        broken and stops the pipeline; one that fails later (a driver hiccup, memory) passes the
+        camera frame through, logged once, so the call goes on."""
+        try:
+            sharp = _stage("sharpen", self.sharpener, frame)
+        except VcamError as exc:
+            if not self._sharpened_once:
+                raise
+            if not self._failure_logged:
+                log.error("%s — passing camera frames through until it recovers", exc)
+                self._failure_logged = True
+            return frame, _NO_SPLIT
+        self._sharpened_once = True
+        if self._failure_logged:
+            log.info("sharpening recovered")
+            self._failure_logged = False
+        return sharp, self.sharpener.timings
 
     def close(self) -> None:
         """Release the camera and the device (each even if the other fails)."""
@@ -163,6 +192,28 @@ class Pipeline:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+_NO_SPLIT = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+
+
+class Rates:
+    """Frames per second in and out, and drops, over the last completed second."""
+
+    def __init__(self) -> None:
+        self.fps_in = self.fps_out = 0.0
+        self.dropped_per_s = 0.0
+        self._mark: tuple[float, int, int, int] | None = None
+
+    def update(self, now: float, read: int, out: int, dropped: int) -> None:
+        if self._mark is None:
+            self._mark = (now, read, out, dropped)
+            return
+        t, r, o, d = self._mark
+        if now - t >= 1.0:
+            self.fps_in, self.fps_out = (read - r) / (now - t), (out - o) / (now - t)
+            self.dropped_per_s = (dropped - d) / (now - t)
+            self._mark = (now, read, out, dropped)
 
 
 def _stage(name: str, fn: Callable[..., T], *args: np.ndarray) -> T:
@@ -225,7 +276,7 @@ def open_pipeline(options: StartOptions, *, status_interval: float | None = 5.0,
             log.info("model tier %s: %s", choice.tier, choice.reason)
             sharpener = OnnxSharpener(choice.path, provider, o.strength)
             if o.tier is None:
-                replace = _step_down(choice.tier, provider, o.strength)
+                replace = _step_down(sharpener, choice.tier, provider)
         out = open_sink(o.sink, *camera.size, camera.fps, o.device, o.overwrite, **sink_options)
     except BaseException:
         camera.close()
@@ -234,14 +285,16 @@ def open_pipeline(options: StartOptions, *, status_interval: float | None = 5.0,
     return Pipeline(camera, sharpener, temporal, out, status_interval=status_interval, replace=replace)
 
 
-def _step_down(tier: str, provider: str | None, strength: float) -> Replace:
-    watch = tiers.StepDown(tier)
+def _step_down(first: OnnxSharpener, tier: str, provider: str | None) -> Replace:
+    watch, current = tiers.StepDown(tier), first
 
     def replace(now: float, dropped: int) -> OnnxSharpener | None:
+        nonlocal current
         target = watch.update(now, dropped)
         if target is None:
             return None
         log.warning("frames dropped for %d s in a row: stepping down to the %s tier", tiers.STEP_DOWN_SECONDS, target)
-        return OnnxSharpener(tiers.tier_path(target), provider, strength)
+        current = OnnxSharpener(tiers.tier_path(target), provider, current.strength)  # a live strength stays
+        return current
 
     return replace

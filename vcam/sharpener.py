@@ -20,6 +20,7 @@ import onnxruntime as ort
 from vcam import contract, frames
 from vcam.errors import ModelError, VcamError
 from vcam.forms import FORMS, Form
+from vcam.options import check
 from vcam.session import first_line, on_cpus, open_session
 
 
@@ -48,11 +49,10 @@ class OnnxSharpener:
     def __init__(
         self, model_path: str | Path, provider: str | None = None, strength: float = 1.0, threads: int | None = None
     ) -> None:
-        if not 0.0 <= strength <= 1.0:
-            raise VcamError(f"strength must be between 0 and 1 (got {strength})")
         if threads is not None and threads < 1:
             raise VcamError(f"threads must be at least 1 (got {threads})")
-        self.strength = float(strength)
+        self._form: Form | None = None
+        self.strength = strength
         self.path = Path(model_path)
         if not self.path.is_file():
             raise ModelError(f"model file not found: {self.path}; name an existing ONNX model")
@@ -65,9 +65,20 @@ class OnnxSharpener:
         self.contract = contract.read(self.path, self.metadata, self._session.get_inputs(), self._session.get_outputs())
         self.size_multiple = self.contract.size_multiple
         self._binding = self._session.io_binding()
-        self._form: Form | None = None
         self._shape: tuple[int, int] | None = None
         self.timings: dict[str, float] = {"pre": 0.0, "infer": 0.0, "post": 0.0}
+
+    @property
+    def strength(self) -> float:
+        """The blend of camera (0) and model output (1); a new value applies from the next frame."""
+        return self._strength
+
+    @strength.setter
+    def strength(self, value: float) -> None:
+        check("strength", value)
+        self._strength = float(value)
+        if self._form is not None:
+            self._form.strength = self._strength
 
     @contextlib.contextmanager
     def calling_thread(self) -> Iterator[None]:

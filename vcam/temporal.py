@@ -41,6 +41,7 @@ import numpy as np
 
 from vcam.errors import VcamError
 from vcam.frames import planes, size
+from vcam.options import check
 
 # d is in half levels of Y (see the module docstring); the constants below are in d's units.
 CHROMA_WEIGHT = 0.25  # |ΔU| and |ΔV| count an eighth of a Y level each
@@ -63,10 +64,18 @@ class TemporalFilter:
     """
 
     def __init__(self, smoothing: float) -> None:
-        if not 0.0 <= smoothing <= 1.0:
-            raise VcamError(f"ema must be between 0 and 1 (got {smoothing})")
-        self.smoothing = float(smoothing)
+        self.smoothing = smoothing
         self._shape: tuple[int, ...] | None = None
+
+    @property
+    def smoothing(self) -> float:
+        """History's weight where nothing moves; a new value applies from the next frame."""
+        return self._smoothing
+
+    @smoothing.setter
+    def smoothing(self, value: float) -> None:
+        check("ema", value)  # the option that sets it
+        self._smoothing = float(value)
 
     def reset(self) -> None:
         """Forget the history: the next frame passes through unchanged."""
@@ -116,7 +125,7 @@ class TemporalFilter:
             median if self._noise is None else (NOISE_SMOOTHING * self._noise + (1 - NOISE_SMOOTHING) * median)
         )
         ramp = (_LEVELS - self._noise) / max(2 * self._noise, MIN_WIDTH_LEVELS)
-        return np.rint(255 * self.smoothing * (1 - np.clip(ramp, 0, 1)) ** 2).astype(np.uint8)
+        return np.rint(255 * self._smoothing * (1 - np.clip(ramp, 0, 1)) ** 2).astype(np.uint8)
 
     def __call__(self, frame_in: np.ndarray, frame_sharp: np.ndarray) -> np.ndarray:
         size(frame_in)
@@ -126,7 +135,7 @@ class TemporalFilter:
                 f"{frame_in.dtype} {frame_in.shape} and "
                 f"{frame_sharp.dtype} {frame_sharp.shape}"
             )
-        if self.smoothing == 0.0:
+        if self._smoothing == 0.0:
             return frame_sharp
         fresh_state = self._shape != frame_in.shape
         if fresh_state:

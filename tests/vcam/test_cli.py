@@ -94,11 +94,11 @@ def test_bad_models_are_one_line(make, fragment: str, clip: Path, tmp_path: Path
         (["--source", "/dev/video5"], ["no camera at /dev/video5"]),
         (["--source", "missing.mp4"], ["video file missing.mp4 not found"]),
         (["--strength", "3"], ["strength must be between 0 and 1"]),
-        (["--provider", "quantum"], ["unknown or unavailable provider 'quantum'", "cpu"]),
+        (["--provider", "quantum"], ["unknown provider 'quantum'", "cpu", "[--provider]"]),
         (["--width", "abc"], ["Invalid value for '--width'"]),
         (["--sink", "speakers"], ["unknown sink 'speakers'"]),
         (["--sink", "virtualcam", "--device", "/dev/video99"], ["/dev/video99 does not exist"]),
-        (["--log-level", "loud"], ["unknown --log-level 'loud'"]),
+        (["--log-level", "loud"], ["unknown log_level 'loud'", "[--log-level]"]),
     ],
 )
 def test_bad_input_is_one_line(extra: list[str], fragments: list[str], clip: Path, identity_model: Path) -> None:
@@ -169,7 +169,13 @@ def test_doctor_all_green_on_a_complete_setup(fake_sysfs, identity_model: Path, 
     checks = run_checks(identity_model, str(clip), fake_sysfs.root)
     assert [c.name for c in checks if not c.ok] == []
     names = " / ".join(c.name for c in checks)
-    for part in ("v4l2loopback module loaded", "SharpCam device present", "exclusive_caps=1", "writable", "model loads"):
+    for part in (
+        "v4l2loopback module loaded",
+        "SharpCam device present",
+        "exclusive_caps=1",
+        "writable",
+        "model loads",
+    ):
         assert part in names
 
 
@@ -238,7 +244,7 @@ def test_doctor_reports_the_tier_it_would_run(clip: Path) -> None:
         (["--fps", "0"], "fps must be a positive number"),
         (["--width", "100000", "--height", "100000"], "more than 8K"),
         (["--width", "1"], "at least 2"),
-        (["--frames", "-1"], "--frames must be at least 1"),
+        (["--frames", "-1"], "frames must be at least 1 (got -1) [--frames]"),
         (["--strength", "abc"], "strength"),
     ],
 )
