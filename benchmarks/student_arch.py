@@ -95,7 +95,7 @@ def main() -> None:
         )
         ckpt = train(cfg)
         fp32, int8 = work / "student.onnx", work / "student-int8.onnx"
-        export_onnx(ckpt, fp32, name)
+        export_onnx(ckpt, fp32, name, version=1)
         quantize_luma8(ckpt, fp32, int8, degraded[:12])
         model = Student(StudentConfig(channels, blocks))
         model.fold()

@@ -1,4 +1,8 @@
-"""`distill` command line: a thin layer over distill.train / export / evaluate / examples."""
+"""`distill` command line: a thin layer over distill.train / qat / export / evaluate / examples.
+
+The options of `train` and `qat` take their defaults from TrainConfig and QatConfig, so that each
+default is written once.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,11 @@ from typing import NoReturn
 import typer
 
 from distill.data import DataError
+from distill.qat import QatConfig, finetune
 from distill.train import TrainConfig, TrainingError
+
+TRAIN = TrainConfig()
+QAT = QatConfig()
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Train, distil, evaluate and export SharpCam models."
@@ -29,28 +37,35 @@ def _main(log_level: str = typer.Option("INFO", help="Python logging level.")) -
 
 @app.command()
 def train(
-    kind: str = typer.Option("teacher", help="teacher or student."),
-    model: str = typer.Option("{}", help='Model config overrides as JSON, e.g. \'{"channels": 48, "blocks": 6}\'.'),
-    train_dir: Path = typer.Option(
-        Path("../shared/data/train"), help="Folder of clean training images (a DIV2K *_HR folder works)."
+    kind: str = typer.Option(TRAIN.kind, help="teacher or student."),
+    model: str = typer.Option(
+        json.dumps(TRAIN.model), help='Model config overrides as JSON, e.g. \'{"channels": 48, "blocks": 6}\'.'
     ),
-    val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
+    train_dir: Path = typer.Option(
+        Path(TRAIN.train_dir), help="Folder of clean training images (a DIV2K *_HR folder works)."
+    ),
+    val_dir: Path = typer.Option(Path(TRAIN.val_dir), help="Folder of clean validation images."),
     out: Path = typer.Option(
-        Path("runs/teacher"), help="Run folder: checkpoints, metrics.jsonl, curves.png. Resumes if it holds last.pt."
+        Path(TRAIN.out), help="Run folder: checkpoints, metrics.jsonl, curves.png. Resumes if it holds last.pt."
     ),
     cache: Path | None = typer.Option(
         None, help="Where degraded crop pools and teacher targets are cached [default: ~/.cache/sharpcam/distill]."
     ),
-    crop: int = typer.Option(128),
-    pool: int = typer.Option(8000, help="Degraded crops in the training pool."),
-    batch: int = typer.Option(16, help="Global batch (split across torchrun processes)."),
-    steps: int = typer.Option(4000),
-    lr: float = typer.Option(1e-3),
-    ema: float = typer.Option(0.999, help="EMA decay of the weights; 0 disables."),
-    eval_every: int = typer.Option(250),
-    checkpoint_minutes: float = typer.Option(3.0),
-    seed: int = typer.Option(0),
-    threads: int = typer.Option(0, help="Torch CPU threads (0 = default)."),
+    crop: int = typer.Option(TRAIN.crop, help="Side of the square training crops, in pixels."),
+    pool: int = typer.Option(TRAIN.pool, help="Degraded crops in the training pool."),
+    batch: int = typer.Option(TRAIN.batch, help="Global batch (split across torchrun processes)."),
+    steps: int = typer.Option(TRAIN.steps),
+    lr: float = typer.Option(TRAIN.lr, help="Peak learning rate (cosine decay after the warm-up)."),
+    weight_decay: float = typer.Option(TRAIN.weight_decay, help="AdamW weight decay."),
+    warmup: int = typer.Option(TRAIN.warmup, help="Steps of linear learning-rate warm-up, again after a resume."),
+    average_decay: float = typer.Option(
+        TRAIN.average_decay,
+        help="Decay of the running average of the weights, which validation and export use; 0 disables.",
+    ),
+    eval_every: int = typer.Option(TRAIN.eval_every),
+    checkpoint_minutes: float = typer.Option(TRAIN.checkpoint_minutes),
+    seed: int = typer.Option(TRAIN.seed),
+    threads: int = typer.Option(TRAIN.threads, help="Torch CPU threads (0 = default)."),
     teacher: Path | None = typer.Option(
         None, help="Teacher checkpoint: distil from it. Without it the student learns from ground truth alone."
     ),
@@ -58,9 +73,9 @@ def train(
         None,
         help="Start a new run from this checkpoint's weights (e.g. weights/teacher.pt); a run that resumes ignores it.",
     ),
-    w_gt: float = typer.Option(1.0, help="Weight of L1(student, ground truth)."),
-    w_kd: float = typer.Option(1.0, help="Weight of L1(student, teacher)."),
-    w_feat: float = typer.Option(0.1, help="Weight of the feature-mimicry L1 (0 disables the adapter)."),
+    w_gt: float = typer.Option(TRAIN.w_gt, help="Weight of L1(student, ground truth)."),
+    w_kd: float = typer.Option(TRAIN.w_kd, help="Weight of L1(student, teacher)."),
+    w_feat: float = typer.Option(TRAIN.w_feat, help="Weight of the feature-mimicry L1 (0 disables the adapter)."),
 ) -> None:
     """Train a teacher, or a student (distilled when --teacher is given). Ctrl-C saves; rerun resumes."""
     from distill.train import train as run
@@ -81,7 +96,9 @@ def train(
         batch=batch,
         steps=steps,
         lr=lr,
-        ema=ema,
+        weight_decay=weight_decay,
+        warmup=warmup,
+        average_decay=average_decay,
         eval_every=eval_every,
         checkpoint_minutes=checkpoint_minutes,
         seed=seed,
@@ -128,13 +145,15 @@ def export(
     checkpoint: Path = typer.Argument(..., help="A last.pt / best.pt written by `distill train`."),
     out: Path = typer.Argument(..., help="ONNX file to write (fp32)."),
     name: str = typer.Option("sharpcam", help="Model name stored in the ONNX metadata."),
+    model_version: int = typer.Option(1, min=1, help="Model version stored in the ONNX metadata."),
     int8: Path | None = typer.Option(
         None, help="Students: also write the static INT8 model in the fast luma8 form here (what the runtime ships)."
     ),
+    # The calibration `distill qat` fine-tunes for: the same images give the same ranges.
     calib_dir: Path = typer.Option(
-        Path("../shared/data/train"), help="Clean images; degraded with the benchmark chain for INT8 calibration."
+        Path(QAT.calib_dir), help="Clean images; degraded with the benchmark chain for INT8 calibration."
     ),
-    calib_images: int = typer.Option(24),
+    calib_images: int = typer.Option(QAT.calib_images),
     facts: str = typer.Option(
         "{}", help="Extra JSON metadata; training settings and the last validation score are read from the run."
     ),
@@ -142,7 +161,7 @@ def export(
         None, help="Also write a weights-only PyTorch checkpoint here (to ship, or to distil from)."
     ),
     raw_weights: bool = typer.Option(
-        False, help="Export the raw weights instead of their EMA (for runs whose EMA lags)."
+        False, help="Export the raw weights instead of their running average (for runs whose average lags)."
     ),
 ) -> None:
     """Export to the public ONNX contract (+ parity check), optionally INT8 as well."""
@@ -157,14 +176,14 @@ def export(
     except json.JSONDecodeError as e:
         _fail(f"--facts is not valid JSON ({e.msg})")
     try:
-        result = export_onnx(checkpoint, out, name, extra, use_ema=not raw_weights)
+        result = export_onnx(checkpoint, out, name, model_version, extra, averaged=not raw_weights)
         typer.echo(f"wrote {out}: max |PyTorch − ONNX Runtime| = {result['max_abs_diff']:.2e}")
         if pt:
-            slim_checkpoint(checkpoint, pt, use_ema=not raw_weights)
+            slim_checkpoint(checkpoint, pt, averaged=not raw_weights)
             typer.echo(f"wrote {pt}")
         if int8:
             calib = [d for d, _ in benchmark_set(calib_dir)[:calib_images]]
-            quantize_luma8(checkpoint, out, int8, calib, use_ema=not raw_weights)
+            quantize_luma8(checkpoint, out, int8, calib, averaged=not raw_weights)
             typer.echo(f"wrote {int8} (calibrated on {len(calib)} degraded images from {calib_dir})")
     except (DataError, TrainingError) as e:
         _fail(str(e))
@@ -176,27 +195,33 @@ def qat(
         ..., help="A trained student: last.pt / best.pt of `distill train`, or a shipped .pt."
     ),
     out: Path = typer.Argument(..., help="Weights-only checkpoint to write; export it with `distill export --int8`."),
-    steps: int = typer.Option(2000),
-    lr: float = typer.Option(1e-4),
-    train_dir: Path = typer.Option(Path("../shared/data/train"), help="Folder of clean training images."),
-    val_dir: Path = typer.Option(Path("../shared/data/val"), help="Folder of clean validation images."),
-    calib_dir: Path = typer.Option(
-        Path("../shared/data/train"), help="The images `distill export` calibrates INT8 on."
-    ),
+    steps: int = typer.Option(QAT.steps),
+    lr: float = typer.Option(QAT.lr, help="Peak learning rate (cosine decay)."),
+    train_dir: Path = typer.Option(Path(QAT.train_dir), help="Folder of clean training images."),
+    val_dir: Path = typer.Option(Path(QAT.val_dir), help="Folder of clean validation images."),
+    calib_dir: Path = typer.Option(Path(QAT.calib_dir), help="The images `distill export` calibrates INT8 on."),
+    calib_images: int = typer.Option(QAT.calib_images, help="How many of them (as `distill export --calib-images`)."),
     cache: Path | None = typer.Option(
         None, help="Where the degraded crop pool is cached [default: ~/.cache/sharpcam/distill]."
     ),
+    crop: int = typer.Option(QAT.crop, help="Side of the square training crops, in pixels."),
+    pool: int = typer.Option(QAT.pool, help="Degraded crops in the training pool."),
+    batch: int = typer.Option(QAT.batch),
+    seed: int = typer.Option(QAT.seed),
 ) -> None:
     """Fine-tune a student through INT8 rounding (7-bit weights, uint8 activations)."""
-    from distill.qat import QatConfig, finetune
-
     cfg = QatConfig(
         train_dir=str(train_dir),
         val_dir=str(val_dir),
         calib_dir=str(calib_dir),
+        calib_images=calib_images,
         cache=str(cache or ""),
+        crop=crop,
+        pool=pool,
+        batch=batch,
         steps=steps,
         lr=lr,
+        seed=seed,
     )
     try:
         scores = finetune(checkpoint, out, cfg)

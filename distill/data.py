@@ -2,8 +2,8 @@
 
 Training draws batches from a *pool* of crops that is degraded once, up front, with seeded random
 webcam chains (`distill.degrade`). On a 2-core machine decoding PNGs and running H.264 per batch
-would starve the network of CPU; a pool costs ~5 ms a crop once, lives in RAM as uint8, is cached
-on disk between runs, and — because it is fixed — lets distillation compute the teacher's outputs
+would starve the network of CPU; a pool is degraded once, lives in RAM as uint8, is cached on
+disk between runs, and — because it is fixed — lets distillation compute the teacher's outputs
 once instead of on every student step.
 """
 
@@ -15,12 +15,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from distill.degrade import benchmark_degrade, degrade
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +114,7 @@ def make_pool(folder: str | Path, size: int, crop: int, seed: int, cache_dir: st
 def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
     """`write(tmp)` to a temporary file of this process, then rename it to `path`: a reader
     never sees a half-written file, and the ranks of a distributed run, which build the same
-    caches at the same time, never rename each other's temporary away (a shared temporary
-    name made 2-process runs fail about one time in three)."""
+    caches at the same time, never rename each other's temporary away."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # savez wants .npz
     write(tmp)
@@ -123,7 +126,7 @@ def benchmark_set(folder: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(benchmark_degrade(img, i), img) for i, img in enumerate(load_images(folder))]
 
 
-def to_tensor_batch(images: np.ndarray):
+def to_tensor_batch(images: np.ndarray) -> torch.Tensor:
     """uint8 NHWC BGR → float32 NCHW RGB in [0,1] (the models' and the ONNX contract's layout)."""
     import torch
 

@@ -23,7 +23,9 @@ compression           0.85  JPEG quality 35–90 (60 %) or H.264 CRF 26–38 (40
 
 `degrade(img, rng)` draws one random chain; `benchmark_degrade(img, index)` is the same family
 with a seed fixed by the image's index, so a folder of clean images always turns into the same
-degraded validation set.
+degraded validation set. Each stage is also a function of its own (`defocus`, `motion_blur`,
+`sensor_rescale` and `sensor_noise` on float images in [0, 1], `jpeg` and `h264_intra` on uint8),
+so it can be checked alone.
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
     return cv2.GaussianBlur(img, (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
 
 
-def _disk_kernel(radius: float) -> np.ndarray:
+def disk_kernel(radius: float) -> np.ndarray:
+    """A defocused lens's point spread: a disk of `radius` px, normalised."""
     r = int(np.ceil(radius))
     y, x = np.mgrid[-r : r + 1, -r : r + 1]
     # Anti-aliased disk: the fraction of each pixel inside the circle, approximated linearly.
@@ -49,7 +52,8 @@ def _disk_kernel(radius: float) -> np.ndarray:
     return k / k.sum()
 
 
-def _linear_motion_kernel(length: int, angle: float) -> np.ndarray:
+def linear_motion_kernel(length: int, angle: float) -> np.ndarray:
+    """A straight streak of `length` px at `angle` (radians), normalised."""
     k = np.zeros((length, length), np.float32)
     c = (length - 1) / 2
     dx, dy = np.cos(angle) * c, np.sin(angle) * c
@@ -57,7 +61,7 @@ def _linear_motion_kernel(length: int, angle: float) -> np.ndarray:
     return k / k.sum()
 
 
-def _trajectory_kernel(size: int, rng: np.random.Generator) -> np.ndarray:
+def trajectory_kernel(size: int, rng: np.random.Generator) -> np.ndarray:
     """A shaky hand: a random walk with momentum, splatted into a size×size kernel."""
     steps = 64
     vel = rng.normal(0, 1, 2)
@@ -83,16 +87,18 @@ def _blur(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return cv2.filter2D(img, -1, kernel, borderType=cv2.BORDER_REFLECT)
 
 
-def _defocus(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def defocus(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The lens out of focus: a Gaussian or a disk blur of random size."""
     if rng.random() < 0.6:
         return _gaussian_blur(img, rng.uniform(0.6, 2.2))
-    return _blur(img, _disk_kernel(rng.uniform(1.0, 3.0)))
+    return _blur(img, disk_kernel(rng.uniform(1.0, 3.0)))
 
 
-def _motion(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def motion_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Movement during the exposure: a straight streak or a shaky-hand trajectory."""
     if rng.random() < 0.5:
-        return _blur(img, _linear_motion_kernel(int(rng.integers(3, 12)), rng.uniform(0, np.pi)))
-    return _blur(img, _trajectory_kernel(int(rng.integers(5, 14)), rng))
+        return _blur(img, linear_motion_kernel(int(rng.integers(3, 12)), rng.uniform(0, np.pi)))
+    return _blur(img, trajectory_kernel(int(rng.integers(5, 14)), rng))
 
 
 def down_up(img: np.ndarray, factor: float, up: int) -> np.ndarray:
@@ -102,12 +108,14 @@ def down_up(img: np.ndarray, factor: float, up: int) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=up)
 
 
-def _rescale(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sensor_rescale(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`down_up` with a random factor and upscaling filter."""
     f = rng.uniform(0.45, 0.9)
     return down_up(img, f, cv2.INTER_LINEAR if rng.random() < 0.5 else cv2.INTER_CUBIC)
 
 
-def _noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def sensor_noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Shot noise (Poisson) then read noise (Gaussian) of random levels."""
     peak = rng.uniform(60, 600)
     out = rng.poisson(np.clip(img, 0, 1) * peak).astype(np.float32) / peak
     sigma = rng.uniform(1, 6) / 255
@@ -118,13 +126,14 @@ def _noise(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def _jpeg(img8: np.ndarray, quality: int) -> np.ndarray:
+def jpeg(img8: np.ndarray, quality: int) -> np.ndarray:
+    """A JPEG encode and decode at `quality`."""
     ok, buf = cv2.imencode(".jpg", img8, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok, "OpenCV failed to encode JPEG"
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
 
 
-def _h264(img8: np.ndarray, crf: int) -> np.ndarray:
+def h264_intra(img8: np.ndarray, crf: int) -> np.ndarray:
     """One intra frame through libx264 (what a call's encoder does to a key frame)."""
     h, w = img8.shape[:2]
     ph, pw = h + h % 2, w + w % 2  # yuv420p needs even sizes
@@ -148,21 +157,21 @@ def degrade(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     x = img.astype(np.float32) / 255
     stages = []
     if rng.random() < 0.7:
-        stages.append(_defocus)
+        stages.append(defocus)
     if rng.random() < 0.35:
-        stages.append(_motion)
+        stages.append(motion_blur)
     if rng.random() < 0.5:
-        stages.append(_rescale)
+        stages.append(sensor_rescale)
     for i in rng.permutation(len(stages)):
         x = stages[i](x, rng)
     if rng.random() < 0.8:
-        x = _noise(x, rng)
+        x = sensor_noise(x, rng)
     x8 = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
     if rng.random() < 0.85:
         if rng.random() < 0.6:
-            x8 = _jpeg(x8, int(rng.integers(35, 91)))
+            x8 = jpeg(x8, int(rng.integers(35, 91)))
         else:
-            x8 = _h264(x8, int(rng.integers(26, 39)))
+            x8 = h264_intra(x8, int(rng.integers(26, 39)))
     return x8
 
 

@@ -17,6 +17,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,10 +76,12 @@ def video_set(video_dir: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
-def _rows(pairs: list[tuple[np.ndarray, np.ndarray]], methods: dict[str, Method]) -> tuple[dict, dict]:
+def _rows(
+    pairs: list[tuple[np.ndarray, np.ndarray]], methods: dict[str, Method]
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[np.ndarray]]]:
     """Scores of the input, the best setting of each baseline and each method; and the outputs."""
     degraded, clean = [d for d, _ in pairs], [c for _, c in pairs]
-    rows: dict[str, dict] = {"degraded input": score(degraded, clean)}
+    rows: dict[str, dict[str, Any]] = {"degraded input": score(degraded, clean)}
     for name, grid in BASELINE_GRID.items():
         rows[name] = max(
             ({"setting": s, **score([f(d) for d in degraded], clean)} for s, f in grid), key=lambda r: r["psnr"]
@@ -93,7 +96,7 @@ def evaluate(
     models: dict[str, str | Path],
     teacher: str | None = "teacher",
     video_dir: str | Path | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Scores of input, baselines and each named ONNX model on the benchmark set; student-vs-teacher
     for the others; the same rows on the unseen family and, with `video_dir`, on video frames."""
     pairs = benchmark_set(val_dir)
@@ -113,7 +116,7 @@ def evaluate(
     return report
 
 
-def speed(models: dict[str, str | Path], frames: int) -> dict:
+def speed(models: dict[str, str | Path], frames: int) -> dict[str, Any]:
     """ms per 1280x720 frame of each model through the real pipeline (`vcam bench`), with the
     classical sharpeners measured in the first model's run, and the CPU they ran on. Timed here,
     beside the quality figures, so one command regenerates the whole trade-off table."""
@@ -136,7 +139,7 @@ def speed(models: dict[str, str | Path], frames: int) -> dict:
     return {"cpu": cpu_info().as_dict(), "methods": rows}
 
 
-def to_markdown(report: dict) -> str:
+def to_markdown(report: dict[str, Any]) -> str:
     base = report["methods"]["degraded input"]["psnr"]
     lines = [
         f"Validation: `{report['val_dir']}` ({report['images']} images, fixed benchmark degradation).",
@@ -167,7 +170,7 @@ def to_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _generalisation(report: dict) -> list[str]:
+def _generalisation(report: dict[str, Any]) -> list[str]:
     """Gain over the input on each set, and the share of the benchmark gain kept on the others."""
     if "unseen" not in report:
         return []
@@ -193,7 +196,7 @@ def _generalisation(report: dict) -> list[str]:
     return lines
 
 
-def write_report(report: dict, out_stem: str | Path) -> None:
+def write_report(report: dict[str, Any], out_stem: str | Path) -> None:
     out_stem = Path(out_stem)
     out_stem.parent.mkdir(parents=True, exist_ok=True)
     out_stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")

@@ -1,23 +1,11 @@
-"""Export a checkpoint to the public SharpCam ONNX contract, check parity, quantise to INT8.
+"""Export a checkpoint as a SharpCam model (the contract: vcam/contract.py), check its parity
+with PyTorch, and quantise a student to INT8.
 
-Contract: input `input` float32 [1,3,H,W] RGB in [0,1] → output `output` [1,3,H,W] RGB in
-[0,1], dynamic H and W, metadata `vcam.size_multiple` plus name/version/architecture/training
-and validation facts (JSON strings).
-
-The student's pixel-unshuffle of its one luma channel is exported as a single SpaceToDepth node
-(PyTorch's exporter would write a 6-D Reshape/Transpose, ~2 ms slower per 720p frame); for one
-channel the two orderings are identical.
-
-A student's INT8 model takes the contract's second, fast form (`vcam.io = luma8`): uint8 luma in,
-uint8 luma residual (+128) out, the runtime doing the colour conversion and the residual add in
-uint8. Quantising the RGB graph instead leaves ONNX Runtime converting and quantising 3-channel
-float frames at full resolution, which took half of its time: 16 ms per 720p frame against
-8.7 ms for the same weights in luma8 form. Static quantisation (QDQ, per-channel weights of 7
-bits, so that every x86 kernel computes the same integers: `int16_overflows`) is calibrated on
-real degraded images, because activation ranges of restoration nets depend on the
-noise and blur they see; the input and output scales are fixed at one level (1/255) so that the
-graph's ends are the uint8 tensors themselves, and the pixel (un)shuffles at the ends are left
-to the runtime (`vcam.luma8_block`, see `_packed_uint8_ends`).
+A student's INT8 model takes the contract's luma8 form: quantising the RGB graph instead would
+leave ONNX Runtime converting and quantising 3-channel float frames at full resolution, a large
+part of its time. Static quantisation is calibrated on real degraded images, because a
+restoration net's activation ranges depend on the noise and blur it sees, and keeps the weights
+to 7 bits so that every x86 kernel computes the same integers (`int16_overflows`).
 """
 
 from __future__ import annotations
@@ -25,6 +13,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -34,15 +23,28 @@ import torch
 from torch import nn
 
 from distill.models import Student, describe
-from distill.train import TrainingError, load_checkpoint, model_from_checkpoint
+from distill.train import AVERAGED_KEY, TrainingError, load_checkpoint, model_from_checkpoint
+from vcam import contract
 
 OPSET = 17
+FACT_PREFIX = "vcam."  # facts for people reading the model: vcam.architecture, vcam.training, ...
+# What the export writes itself, which facts may not replace: the contract's keys and the network.
+OWN_KEYS = {
+    contract.IO,
+    contract.SIZE_MULTIPLE,
+    contract.LUMA8_BLOCK,
+    contract.NAME,
+    contract.VERSION,
+    contract.QUANTIZATION,
+    FACT_PREFIX + "architecture",
+    FACT_PREFIX + "params",
+}
 
 
 class _Contract(nn.Module):
     """Clamps to the [0,1] output range the contract promises."""
 
-    def __init__(self, net: nn.Module):
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
         self.net = net
 
@@ -50,7 +52,9 @@ class _Contract(nn.Module):
         return self.net(x).clamp(0, 1)
 
 
-def _pixel_unshuffle_symbolic(g, x, factor):
+def _pixel_unshuffle_symbolic(g: Any, x: torch.Value, factor: torch.Value) -> torch.Value:
+    """The unshuffle of one channel as a single SpaceToDepth node, where PyTorch's exporter
+    writes a slower 6-D Reshape/Transpose; for one channel the two orderings are identical."""
     from torch.onnx import symbolic_helper, symbolic_opset9
 
     if (symbolic_helper._get_tensor_sizes(x) or [None, None])[1] == 1:
@@ -61,7 +65,7 @@ def _pixel_unshuffle_symbolic(g, x, factor):
 class _LumaResidual(nn.Module):
     """The student without its RGB ends: luma [1,1,H,W] → luma residual (the luma8 form)."""
 
-    def __init__(self, net: Student):
+    def __init__(self, net: Student) -> None:
         super().__init__()
         self.net = net
 
@@ -94,7 +98,7 @@ def onnx_session(path: str | Path) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
 
-def run_facts(checkpoint: str | Path) -> dict:
+def run_facts(checkpoint: str | Path) -> dict[str, Any]:
     """What the checkpoint knows of its training run, for the model's metadata: the training
     settings and steps from the checkpoint itself, and the last validation score from the
     run's metrics.jsonl beside it (absent for a weights-only copy)."""
@@ -107,7 +111,7 @@ def run_facts(checkpoint: str | Path) -> dict:
         training["minutes"] = round(ckpt["elapsed"] / 60, 1)
     if ckpt.get("qat"):
         training["qat"] = ckpt["qat"]
-    facts: dict = {"training": training}
+    facts: dict[str, Any] = {"training": training}
     metrics = Path(checkpoint).parent / "metrics.jsonl"
     if metrics.is_file():
         scores = [row for row in map(json.loads, metrics.read_text().splitlines()) if "val_psnr" in row]
@@ -123,26 +127,36 @@ def run_facts(checkpoint: str | Path) -> dict:
 
 
 def export_onnx(
-    checkpoint: str | Path, path: str | Path, name: str, facts: dict | None = None, use_ema: bool = True
-) -> dict:
-    """Write the checkpoint's network (EMA weights unless `use_ema` is False, re-parameterised) as
-    a contract ONNX model and return {'max_abs_diff': …} from a PyTorch-vs-ONNX Runtime parity
-    check on two odd sizes. Metadata facts: `run_facts(checkpoint)`, updated with `facts`."""
+    checkpoint: str | Path,
+    path: str | Path,
+    name: str,
+    version: int,
+    facts: dict[str, Any] | None = None,
+    averaged: bool = True,
+) -> dict[str, float]:
+    """Write the checkpoint's network (re-parameterised; its averaged weights unless `averaged`
+    is False) as a contract ONNX model named `name`, version `version`, and return
+    {'max_abs_diff': …} from a PyTorch-vs-ONNX Runtime parity check on two odd sizes. Its facts:
+    the architecture, `run_facts(checkpoint)` and `facts` (which win over the run's)."""
+    clash = sorted(k for k in facts or {} if FACT_PREFIX + k in OWN_KEYS)
+    if clash:
+        raise TrainingError(
+            f"facts may not set {', '.join(clash)}: "
+            "the export writes it itself (name and version have options of their own)"
+        )
     facts = run_facts(checkpoint) | (facts or {})
-    model = model_from_checkpoint(checkpoint, use_ema)
+    model = model_from_checkpoint(checkpoint, averaged)
     if isinstance(model, Student):
         model.fold()
     wrapped = _Contract(model).eval()
     _torch_export(wrapped, torch.rand(1, 3, 64, 64), path)
     m = model.cfg.size_multiple
-    arch = describe(model)
+    own = {"architecture": describe(model), "params": sum(p.numel() for p in model.parameters())}
     meta = {
-        "vcam.size_multiple": str(m),
-        "vcam.name": name,
-        "vcam.version": "1",
-        "vcam.architecture": json.dumps(arch),
-        "vcam.params": str(sum(p.numel() for p in model.parameters())),
-        **{f"vcam.{k}": v if isinstance(v, str) else json.dumps(v) for k, v in facts.items()},
+        contract.SIZE_MULTIPLE: str(m),
+        contract.NAME: name,
+        contract.VERSION: str(version),
+        **{FACT_PREFIX + k: v if isinstance(v, str) else json.dumps(v) for k, v in (own | facts).items()},
     }
     proto = onnx.load(str(path))
     onnx.helper.set_model_props(proto, meta)
@@ -151,18 +165,18 @@ def export_onnx(
     return {"max_abs_diff": parity(wrapped, path, m)}
 
 
-def slim_checkpoint(checkpoint: str | Path, path: str | Path, use_ema: bool = True) -> None:
+def slim_checkpoint(checkpoint: str | Path, path: str | Path, averaged: bool = True) -> None:
     """Keep only what inference and distillation need: the architecture and one set of weights
-    (the EMA unless `use_ema` is False), without the second set and the adapter that only
-    resuming uses. The result loads wherever a checkpoint is accepted (`--teacher`, `--init`,
+    (the averaged ones unless `averaged` is False), without the second set and the adapter that
+    only resuming uses. The result loads wherever a checkpoint is accepted (`--teacher`, `--init`,
     `distill export`, `distill qat`)."""
     ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(checkpoint, use_ema)
+    model = model_from_checkpoint(checkpoint, averaged)
     torch.save(
         {
             "arch": ckpt["arch"],
             "model": model.state_dict(),
-            "ema": None,
+            AVERAGED_KEY: None,
             "config": ckpt.get("config"),
             "step": ckpt.get("step"),
             "qat": ckpt.get("qat"),
@@ -188,14 +202,14 @@ def quantize_luma8(
     fp32_path: str | Path,
     int8_path: str | Path,
     calibration: list[np.ndarray],
-    use_ema: bool = True,
+    averaged: bool = True,
 ) -> None:
     """Write a student as a static INT8 model in the luma8 form, calibrated on uint8 BGR images;
-    its metadata is `fp32_path`'s (the same network's contract export) plus `vcam.io`."""
+    its metadata is `fp32_path`'s (the same network's contract export) plus the luma8 keys."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    model = model_from_checkpoint(checkpoint, use_ema)
+    model = model_from_checkpoint(checkpoint, averaged)
     if not isinstance(model, Student):
         raise TrainingError(f"{checkpoint} holds a teacher; INT8 (luma8) export is for students")
     model.fold()
@@ -204,16 +218,18 @@ def quantize_luma8(
     core, pre = int8_path.with_suffix(".core.onnx"), int8_path.with_suffix(".pre.onnx")
 
     class Reader(CalibrationDataReader):
-        def __init__(self):
+        def __init__(self) -> None:
             self.items = iter(calibration)
 
-        def get_next(self):
+        def get_next(self) -> dict[str, np.ndarray] | None:
             img = next(self.items, None)
             if img is None:
                 return None
             h, w = img.shape[0] // m * m, img.shape[1] // m * m
             return {"input": cv2.cvtColor(img[:h, :w], cv2.COLOR_BGR2GRAY)[None, None] / np.float32(255)}
 
+    # The ends' scales are one level (1/255), so that the graph's ends are the uint8 tensors
+    # themselves and the pixel (un)shuffles there can be left to the runtime (_packed_uint8_ends).
     level = {"scale": np.array(1 / 255, np.float32)}
     try:
         _torch_export(_LumaResidual(model), torch.rand(1, 1, 64, 64), core)
@@ -252,7 +268,7 @@ def quantize_luma8(
     onnx.helper.set_model_props(
         int8,
         {p.key: p.value for p in fp32.metadata_props}
-        | {"vcam.io": "luma8", "vcam.luma8_block": str(block), "vcam.quantization": "int8-qdq-per-channel-7bit"},
+        | {contract.IO: "luma8", contract.LUMA8_BLOCK: str(block), contract.QUANTIZATION: "int8-qdq-per-channel-7bit"},
     )
     onnx.checker.check_model(int8)
     problems = int16_overflows(int8)
@@ -309,8 +325,8 @@ def _packed_uint8_ends(graph: onnx.GraphProto, unshuffled: str) -> int:
     The Quantize after SpaceToDepth and the Dequantize before DepthToSpace go (their scales are
     one level), and so do SpaceToDepth and DepthToSpace themselves: the graph then reads the
     luma packed in b x b blocks, [1, b*b, H/b, W/b] uint8, and writes the residual the same way
-    (`vcam.luma8_block`). The runtime's packing with OpenCV adds ~0.4 ms per 720p frame to
-    pre + post, where ONNX Runtime's uint8 SpaceToDepth and DepthToSpace took 1.8 ms."""
+    (`vcam.luma8_block`), because the runtime packs with OpenCV faster than ONNX Runtime runs
+    its uint8 SpaceToDepth and DepthToSpace."""
     unshuffle = next(n for n in graph.node if n.op_type == "SpaceToDepth")
     quantize = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == unshuffled)
     shuffle = next(n for n in graph.node if n.op_type == "DepthToSpace")

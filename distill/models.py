@@ -5,18 +5,20 @@ the identity and every step of training is spent on detail, not on reproducing t
 
 Teacher: a U-Net of EDSR residual blocks that starts at 1/2 resolution (pixel-unshuffle) and goes
 down to 1/8. Deblurring needs a large receptive field; the U-Net buys it at a fraction of the
-FLOPs of a flat network, which is what lets it train in ~2 h on a laptop CPU.
+FLOPs of a flat network, which is what lets it train on a laptop CPU.
 
 Student: designed for ONNX Runtime on a 2-core CPU. It works at 1/4 resolution (pixel-unshuffle
-by 4, exported as SpaceToDepth/DepthToSpace), on luma only: the predicted luma
-residual is added to R, G and B alike, which changes Y and leaves the chroma (B−Y, R−Y) of the
-input untouched — the public RGB contract at a third of the cost. Its blocks are re-parameterisable
-(3×3 + 1×1 + identity branches while training, folded into one 3×3 conv for export).
+by 4, exported as SpaceToDepth/DepthToSpace), on luma only: the predicted luma residual is added
+to R, G and B alike, which changes Y and leaves the chroma (B−Y, R−Y) of the input untouched —
+the public RGB contract for the cost of one channel instead of three. Its blocks are
+re-parameterisable (3×3 + 1×1 + identity branches while training, folded into one 3×3 conv for
+export).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -86,7 +88,9 @@ class Teacher(nn.Module):
     def feature_channels(self) -> int:
         return 2 * self.cfg.width
 
-    def forward(self, x: torch.Tensor, return_features: bool = False):
+    def forward(
+        self, x: torch.Tensor, return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """RGB in [0,1] → restored RGB; with `return_features`, also the 1/4-resolution decoder
         features that the student mimics (same spatial size as the student's)."""
         s1 = self.enc1(self.head(F.pixel_unshuffle(x, 2)))
@@ -143,7 +147,9 @@ class Student(nn.Module):
     def feature_channels(self) -> int:
         return self.cfg.channels
 
-    def forward(self, x: torch.Tensor, return_features: bool = False):
+    def forward(
+        self, x: torch.Tensor, return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """RGB in [0,1] → restored RGB; with `return_features`, also the output of the middle block
         (the representation mimicry aligns with the teacher's)."""
         residual, feat = self.luma_residual(F.conv2d(x, self.luma))
@@ -168,7 +174,7 @@ class Student(nn.Module):
             block.fold()
 
 
-def build(kind: str, **overrides) -> nn.Module:
+def build(kind: str, **overrides: Any) -> nn.Module:
     """A model from its kind ('teacher' or 'student') and config overrides (as in checkpoints)."""
     if kind == "teacher":
         if "blocks" in overrides:
@@ -179,7 +185,7 @@ def build(kind: str, **overrides) -> nn.Module:
     raise ValueError(f"unknown model kind {kind!r} (expected 'teacher' or 'student')")
 
 
-def describe(model: nn.Module) -> dict:
+def describe(model: nn.Module) -> dict[str, Any]:
     """Kind + config, enough to rebuild the model with `build` (stored in checkpoints and ONNX)."""
     kind = "teacher" if isinstance(model, Teacher) else "student"
     return {"kind": kind, **asdict(model.cfg)}
@@ -189,7 +195,7 @@ def macs(model: nn.Module, height: int = 720, width: int = 1280) -> int:
     """Multiply-accumulates of the convolutions for one frame (what dominates CPU time)."""
     total = 0
 
-    def count(conv: nn.Conv2d, _inp, out: torch.Tensor) -> None:
+    def count(conv: nn.Conv2d, _inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         nonlocal total
         k = conv.kernel_size[0] * conv.kernel_size[1]
         total += out.numel() * conv.in_channels // conv.groups * k

@@ -3,11 +3,11 @@ it will run with.
 
 The INT8 export (`distill.export.quantize_luma8`) rounds each convolution's weights to
 `WEIGHT_QMAX` levels a side per output channel and each activation to uint8 over its calibrated
-range. The lost weight bit (the price of exact arithmetic on AVX2) costs a wide student about a
-tenth of a dB after post-training quantisation; fine-tuning through the same rounding, with
-straight-through gradients, wins it back. The student is fine-tuned in the form that is
-quantised (each block folded into one 3×3 conv) and stored back unfolded, so every tool reads
-the result as any other student checkpoint.
+range. The lost weight bit (the price of exact arithmetic on AVX2) costs accuracy after
+post-training quantisation; fine-tuning through the same rounding, with straight-through
+gradients, wins it back. The student is fine-tuned in the form that is quantised (each block
+folded into one 3×3 conv) and stored back unfolded, so every tool reads the result as any other
+student checkpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch import nn
 
 from distill.data import benchmark_set, make_pool, to_tensor_batch, write_atomically
 from distill.models import Student, StudentConfig, describe
-from distill.train import TrainingError, load_checkpoint, model_from_checkpoint, validate
+from distill.train import AVERAGED_KEY, TrainingError, load_checkpoint, model_from_checkpoint, validate
 from vcam.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ def unfold(student: Student) -> Student:
     return out
 
 
-def finetune(checkpoint: str | Path, out: str | Path, cfg: QatConfig = QatConfig()) -> dict:
+def finetune(checkpoint: str | Path, out: str | Path, cfg: QatConfig = QatConfig()) -> dict[str, float]:
     """Fine-tune the student in `checkpoint` through INT8 rounding and write it to `out` (a
     weights-only checkpoint). Returns the validation PSNR of the simulated INT8 model before
     and after, and of the float model it started from."""
@@ -156,7 +156,7 @@ def finetune(checkpoint: str | Path, out: str | Path, cfg: QatConfig = QatConfig
     state = {
         "arch": source["arch"],
         "model": unfold(student).state_dict(),
-        "ema": None,
+        AVERAGED_KEY: None,
         "config": source.get("config"),
         "step": source.get("step"),
         "qat": qat,

@@ -32,7 +32,7 @@ def test_odd_sizes_survive_every_stage(clean):
     odd = clean[:45, :67]
     for seed in range(12):
         assert D.degrade(odd, np.random.default_rng(seed)).shape == odd.shape
-    assert D._h264(odd, 30).shape == odd.shape
+    assert D.h264_intra(odd, 30).shape == odd.shape
 
 
 def test_degradation_strength_stays_in_a_webcam_range(clean):
@@ -44,7 +44,7 @@ def test_degradation_strength_stays_in_a_webcam_range(clean):
 
 
 @pytest.mark.parametrize(
-    "kernel", [D._disk_kernel(2.3), D._linear_motion_kernel(9, 0.7), D._trajectory_kernel(11, np.random.default_rng(0))]
+    "kernel", [D.disk_kernel(2.3), D.linear_motion_kernel(9, 0.7), D.trajectory_kernel(11, np.random.default_rng(0))]
 )
 def test_blur_kernels_preserve_brightness(kernel):
     assert kernel.sum() == pytest.approx(1.0, abs=1e-5)
@@ -54,11 +54,11 @@ def test_blur_kernels_preserve_brightness(kernel):
 def test_each_stage_degrades(clean):
     x = clean.astype(np.float32) / 255
     rng = np.random.default_rng(0)
-    for stage in (D._defocus, D._motion, D._rescale, D._noise):
+    for stage in (D.defocus, D.motion_blur, D.sensor_rescale, D.sensor_noise):
         y = (np.clip(stage(x, rng), 0, 1) * 255 + 0.5).astype(np.uint8)
         assert 15 < psnr(y, clean) < 45, stage.__name__
-    assert psnr(D._jpeg(clean, 40), clean) < psnr(D._jpeg(clean, 90), clean)
-    assert psnr(D._h264(clean, 38), clean) < psnr(D._h264(clean, 26), clean)
+    assert psnr(D.jpeg(clean, 40), clean) < psnr(D.jpeg(clean, 90), clean)
+    assert psnr(D.h264_intra(clean, 38), clean) < psnr(D.h264_intra(clean, 26), clean)
 
 
 def test_example_grid_layout(clean):

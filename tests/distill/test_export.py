@@ -11,7 +11,7 @@ from distill.evaluate import evaluate, speed, to_markdown
 from distill.export import export_onnx, int16_overflows, onnx_session, quantize_luma8, slim_checkpoint
 from distill.metrics import psnr
 from distill.qat import QatConfig, finetune, unfold
-from distill.train import TrainingError, load_checkpoint, model_from_checkpoint, train
+from distill.train import AVERAGED_KEY, TrainingError, load_checkpoint, model_from_checkpoint, train
 from vcam.sharpener import OnnxSharpener
 
 
@@ -27,16 +27,17 @@ def checkpoints(tmp_path_factory):
     return tmp, teacher, student
 
 
+@pytest.mark.slow
 def test_student_export_follows_the_contract_and_matches_pytorch(checkpoints, tmp_path):
     _, _, student = checkpoints
     path = tmp_path / "student.onnx"
-    result = export_onnx(student, path, "tiny-student", {"training": {"steps": 30}})
+    result = export_onnx(student, path, "tiny-student", 3, {"training": {"steps": 30}})
     assert result["max_abs_diff"] < 1e-4
     proto = onnx.load(str(path))
     ops = [n.op_type for n in proto.graph.node]
     assert "SpaceToDepth" in ops and "DepthToSpace" in ops and "Transpose" not in ops
     meta = {p.key: p.value for p in proto.metadata_props}
-    assert meta["vcam.size_multiple"] == "4" and meta["vcam.name"] == "tiny-student"
+    assert meta["vcam.size_multiple"] == "4" and meta["vcam.name"] == "tiny-student" and meta["vcam.version"] == "3"
     assert json.loads(meta["vcam.architecture"])["kind"] == "student"
     assert json.loads(meta["vcam.training"]) == {"steps": 30}
     assert proto.opset_import[0].version >= 17
@@ -45,10 +46,11 @@ def test_student_export_follows_the_contract_and_matches_pytorch(checkpoints, tm
     assert OnnxSharpener(path)(frame).shape == frame.shape
 
 
+@pytest.mark.slow
 def test_export_records_the_runs_own_training_and_validation_facts(checkpoints, tmp_path):
     tmp, _, student = checkpoints
     path = tmp_path / "student.onnx"
-    export_onnx(student, path, "tiny-student", {"hardware": "test machine"})
+    export_onnx(student, path, "tiny-student", 1, {"hardware": "test machine"})
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     training = json.loads(meta["vcam.training"])
     assert training["steps"] == 30 and training["teacher"] is True and training["w_kd"] == 1.0
@@ -62,19 +64,28 @@ def test_export_records_the_runs_own_training_and_validation_facts(checkpoints, 
     assert meta["vcam.hardware"] == "test machine"
 
 
+def test_facts_may_not_replace_what_the_export_writes(tmp_path):
+    for fact in ("name", "version", "io", "architecture"):
+        with pytest.raises(TrainingError, match=f"may not set {fact}:"):
+            export_onnx(tmp_path / "never-read.pt", tmp_path / "x.onnx", "x", 1, {fact: "5"})
+    assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow
 def test_teacher_exports_to_the_same_contract(checkpoints, tmp_path):
     _, teacher, _ = checkpoints
     path = tmp_path / "teacher.onnx"
-    assert export_onnx(teacher, path, "tiny-teacher")["max_abs_diff"] < 1e-4
+    assert export_onnx(teacher, path, "tiny-teacher", 1)["max_abs_diff"] < 1e-4
     session = onnx_session(path)
     assert session.get_inputs()[0].name == "input"
     assert session.get_modelmeta().custom_metadata_map["vcam.size_multiple"] == "8"
 
 
+@pytest.mark.slow
 def test_int8_student_is_luma8_and_stays_close(checkpoints, tmp_path):
     tmp, _, student = checkpoints
     fp32, int8 = tmp_path / "s.onnx", tmp_path / "s8.onnx"
-    export_onnx(student, fp32, "tiny", {"training": {"steps": 30}})
+    export_onnx(student, fp32, "tiny", 1, {"training": {"steps": 30}})
     rng = np.random.default_rng(1)
     calib = [(rng.random((32, 40, 3)) * 255).astype(np.uint8) for _ in range(4)]
     quantize_luma8(student, fp32, int8, calib)
@@ -105,17 +116,19 @@ def test_int8_student_is_luma8_and_stays_close(checkpoints, tmp_path):
     assert np.abs(ref - OnnxSharpener(fp32)(crop)).max() <= 1
 
 
+@pytest.mark.slow
 def test_int8_export_of_a_teacher_is_refused(checkpoints, tmp_path):
     _, teacher, _ = checkpoints
-    export_onnx(teacher, tmp_path / "t.onnx", "t")
+    export_onnx(teacher, tmp_path / "t.onnx", "t", 1)
     with pytest.raises(TrainingError, match="holds a teacher; INT8 \\(luma8\\) export is for students"):
         quantize_luma8(teacher, tmp_path / "t.onnx", tmp_path / "t8.onnx", [])
 
 
+@pytest.mark.slow
 def test_quality_report_has_the_reference_table(checkpoints, tmp_path):
     tmp, teacher, student = checkpoints
-    export_onnx(teacher, tmp_path / "t.onnx", "t")
-    export_onnx(student, tmp_path / "s.onnx", "s")
+    export_onnx(teacher, tmp_path / "t.onnx", "t", 1)
+    export_onnx(student, tmp_path / "s.onnx", "s", 1)
     report = evaluate(tmp / "val", {"teacher": tmp_path / "t.onnx", "student": tmp_path / "s.onnx"})
     methods = report["methods"]
     assert list(methods) == ["degraded input", "unsharp mask", "CAS", "teacher", "student"]
@@ -128,11 +141,12 @@ def test_quality_report_has_the_reference_table(checkpoints, tmp_path):
     assert "| student |" in md and "student vs teacher" in md and "unseen family" in md
 
 
+@pytest.mark.slow
 def test_quality_report_adds_degraded_video_frames(checkpoints, tmp_path):
     import cv2
 
     tmp, _, student = checkpoints
-    export_onnx(student, tmp_path / "s.onnx", "s")
+    export_onnx(student, tmp_path / "s.onnx", "s", 1)
     (tmp_path / "video").mkdir()
     writer = cv2.VideoWriter(str(tmp_path / "video" / "clip.avi"), cv2.VideoWriter.fourcc(*"MJPG"), 10, (48, 40))
     rng = np.random.default_rng(0)
@@ -144,9 +158,10 @@ def test_quality_report_adds_degraded_video_frames(checkpoints, tmp_path):
     assert "video frames (6)" in to_markdown(report)
 
 
+@pytest.mark.slow
 def test_speed_table_times_each_model_and_the_baselines(checkpoints, tmp_path):
     _, _, student = checkpoints
-    export_onnx(student, tmp_path / "s.onnx", "s")
+    export_onnx(student, tmp_path / "s.onnx", "s", 1)
     timed = speed({"student": tmp_path / "s.onnx"}, frames=2)
     assert timed["cpu"]["isa"] and timed["cpu"]["model"]  # a speed figure names its CPU
     rows = timed["methods"]
@@ -165,19 +180,20 @@ def test_speed_table_times_each_model_and_the_baselines(checkpoints, tmp_path):
     assert "| student |" in md.split("Speed")[1] and timed["cpu"]["isa"] in md.split("Speed")[1]
 
 
+@pytest.mark.slow
 def test_slim_checkpoint_holds_one_weight_set_of_the_same_network(tmp_path):
-    last = train(tiny_config(tmp_path, steps=10, ema=0.9))
+    last = train(tiny_config(tmp_path, steps=10, average_decay=0.9))
     slim = tmp_path / "teacher.pt"
     slim_checkpoint(last, slim)
-    assert load_checkpoint(last)["ema"] is not None and load_checkpoint(slim)["ema"] is None
+    assert load_checkpoint(last)[AVERAGED_KEY] is not None and load_checkpoint(slim)[AVERAGED_KEY] is None
     x = torch.rand(1, 3, 32, 40)
     with torch.no_grad():
-        ema = model_from_checkpoint(last)(x)
-        assert torch.equal(model_from_checkpoint(slim)(x), ema)
-        slim_checkpoint(last, slim, use_ema=False)
-        raw = model_from_checkpoint(last, use_ema=False)(x)
+        averaged = model_from_checkpoint(last)(x)
+        assert torch.equal(model_from_checkpoint(slim)(x), averaged)
+        slim_checkpoint(last, slim, averaged=False)
+        raw = model_from_checkpoint(last, averaged=False)(x)
         assert torch.equal(model_from_checkpoint(slim)(x), raw)
-        assert not torch.equal(raw, ema)  # the raw weights are really another network
+        assert not torch.equal(raw, averaged)  # the raw weights are really another network
 
 
 def _conv_model(path, weight: np.ndarray) -> None:
@@ -228,6 +244,7 @@ def test_int16_overflow_check_reads_the_quantised_weights(tmp_path, reduce_range
         assert len(problems) == 1 and "> 32767" in problems[0]
 
 
+@pytest.mark.slow
 def test_qat_keeps_the_student_and_its_int8_export_close(checkpoints, tmp_path):
     """Quantisation-aware fine-tuning writes an ordinary student checkpoint whose INT8 export
     passes the overflow check and still computes the float network's picture."""
@@ -249,7 +266,7 @@ def test_qat_keeps_the_student_and_its_int8_export_close(checkpoints, tmp_path):
     assert set(scores) == {"float", "int8_before", "int8_after"}
     assert abs(scores["int8_after"] - scores["float"]) < 1.0  # a tiny fine-tune does not wreck it
     fp32, int8 = tmp_path / "q.onnx", tmp_path / "q8.onnx"
-    meta_facts = export_onnx(tmp_path / "q.pt", fp32, "tiny-qat")
+    meta_facts = export_onnx(tmp_path / "q.pt", fp32, "tiny-qat", 1)
     assert meta_facts["max_abs_diff"] < 1e-4
     rng = np.random.default_rng(1)
     quantize_luma8(tmp_path / "q.pt", fp32, int8, [(rng.random((32, 40, 3)) * 255).astype(np.uint8) for _ in range(4)])
@@ -260,6 +277,7 @@ def test_qat_keeps_the_student_and_its_int8_export_close(checkpoints, tmp_path):
     assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
 
 
+@pytest.mark.slow
 def test_unfold_is_the_inverse_of_fold(checkpoints):
     _, _, student = checkpoints
     folded = model_from_checkpoint(student)

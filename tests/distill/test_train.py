@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from support.distill_fixtures import TINY_STUDENT, tiny_config, write_images
 
 from distill.data import DataError, make_pool, to_tensor_batch, write_atomically
-from distill.train import TrainConfig, TrainingError, ema_decay, load_checkpoint, model_from_checkpoint, train
+from distill.train import TrainConfig, TrainingError, average_decay_at, load_checkpoint, model_from_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,13 +42,14 @@ def test_cache_writes_go_through_a_temporary_of_this_process(tmp_path):
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary left
 
 
-def test_ema_decay_warms_up_to_the_configured_value():
-    cfg = TrainConfig(ema=0.999)
-    decays = [ema_decay(cfg, step) for step in (0, 10, 100, 1000, 100_000)]
+def test_average_decay_warms_up_to_the_configured_value():
+    cfg = TrainConfig(average_decay=0.999)
+    decays = [average_decay_at(cfg, step) for step in (0, 10, 100, 1000, 100_000)]
     assert decays[0] < 0.2 and decays == sorted(decays) and decays[-1] == 0.999
-    assert ema_decay(cfg, 2000) < 0.996  # a 2000-step run averages ~200 steps, not ~1000
+    assert average_decay_at(cfg, 2000) < 0.996  # a 2000-step run averages ~200 steps, not ~1000
 
 
+@pytest.mark.slow
 def test_teacher_training_lowers_the_loss(tmp_path):
     cfg = tiny_config(tmp_path, steps=100)
     last = train(cfg)
@@ -60,6 +61,7 @@ def test_teacher_training_lowers_the_loss(tmp_path):
     assert any("val_psnr" in r for r in rows) and (Path(cfg.out) / "curves.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_student_alone_and_distilled_both_learn(tmp_path):
     teacher = train(tiny_config(tmp_path, steps=60, out=str(tmp_path / "teacher")))
     plain = tiny_config(
@@ -86,6 +88,7 @@ def test_student_alone_and_distilled_both_learn(tmp_path):
     assert list((tmp_path / "cache").glob("teacher-*.pt")), "teacher targets are cached"
 
 
+@pytest.mark.slow
 def test_resume_continues_the_step_count(tmp_path):
     cfg = tiny_config(tmp_path, steps=10)
     train(cfg)
@@ -95,6 +98,7 @@ def test_resume_continues_the_step_count(tmp_path):
     assert steps == sorted(steps) and steps[-1] == 25
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     cfg = tiny_config(tmp_path, steps=5)
     train(cfg)
@@ -102,6 +106,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
         train(replace(cfg, kind="student", model=dict(TINY_STUDENT)))
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg = tiny_config(tmp_path, steps=5, lr=1e-3)
     train(cfg)
@@ -156,7 +161,7 @@ def _cli(tmp_path, *extra, steps=400):
         str(steps),
         "--eval-every",
         "1000",
-        "--ema",
+        "--average-decay",
         "0",
         "--threads",
         "1",
@@ -164,6 +169,7 @@ def _cli(tmp_path, *extra, steps=400):
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
     out = tmp_path / "run"
@@ -193,6 +199,7 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
     assert load_checkpoint(out / "last.pt")["step"] == step + 5
 
 
+@pytest.mark.slow
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "distill", "train", "--train-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
@@ -204,6 +211,7 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert r.stderr.strip().startswith("error:") and "does not exist" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_torchrun_two_process_gloo(tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -252,6 +260,7 @@ def _one_line_error(r: subprocess.CompletedProcess, fragment: str) -> None:
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_a_checkpoint_is_data_never_code(tmp_path):
     marker = tmp_path / "ran"
     torch.save({"arch": {"kind": "student"}, "model": _RunsACommand(marker)}, tmp_path / "evil.pt")
@@ -278,6 +287,7 @@ def test_a_checkpoint_is_data_never_code(tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.slow
 def test_export_says_in_one_line_what_is_wrong_with_its_input(tmp_path):
     torch.save({"head.weight": torch.zeros(1)}, tmp_path / "state_dict.pt")  # a checkpoint from elsewhere
     _one_line_error(_distill("export", tmp_path / "state_dict.pt", tmp_path / "x.onnx"), "not a checkpoint written by")
@@ -286,6 +296,7 @@ def test_export_says_in_one_line_what_is_wrong_with_its_input(tmp_path):
     _one_line_error(_distill("export", tmp_path / "odd.pt", tmp_path / "missing" / "x.onnx"), "does not exist")
 
 
+@pytest.mark.slow
 def test_train_checks_its_options_before_building_the_pool(tmp_path):
     cfg = tiny_config(tmp_path)
     common = [
@@ -304,6 +315,7 @@ def test_train_checks_its_options_before_building_the_pool(tmp_path):
     assert not (tmp_path / "c").exists()  # nothing built, nothing cached
 
 
+@pytest.mark.slow
 def test_a_resumed_run_forgets_what_was_logged_after_its_checkpoint(tmp_path):
     cfg = tiny_config(tmp_path, steps=10)
     train(cfg)

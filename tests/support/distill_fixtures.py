@@ -46,7 +46,7 @@ def tiny_config(tmp: Path, **changes) -> TrainConfig:
         steps=20,
         lr=3e-3,
         warmup=2,
-        ema=0.0,
+        average_decay=0.0,
         eval_every=10,
         checkpoint_minutes=10.0,
         threads=1,
