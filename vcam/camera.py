@@ -69,12 +69,18 @@ class Capture(Protocol):
     def release(self) -> None: ...
 
 
+class SourceEnded(Exception):
+    """A source that does not loop (a file sharpened offline) has delivered its last frame."""
+
+
 class CameraSource:
     """Hands the newest frame of `capture` to the pipeline; owns and releases the capture.
 
     `fps` is the nominal frame rate (a camera's reported rate, a file's own); `paced` makes the
     reader deliver no faster than that, as a camera would. `loop` rewinds a file at its end,
-    `resize` scales every frame to (width, height).
+    `resize` scales every frame to (width, height). `every_frame` (offline files) makes the
+    reader wait until the pipeline took a frame instead of replacing it, and `read` raise
+    SourceEnded after the last one.
     The constructor waits for the first frame so a silent camera is reported at start.
     """
 
@@ -87,6 +93,7 @@ class CameraSource:
         paced: bool = False,
         resize: tuple[int, int] | None = None,
         loop: bool = False,
+        every_frame: bool = False,
         timeout: float = FIRST_FRAME_TIMEOUT_S,
     ) -> None:
         self.name = name
@@ -97,6 +104,10 @@ class CameraSource:
         self._paced = paced
         self._resize = resize
         self._loop = loop
+        self._every_frame = every_frame
+        self._ended = False
+        self.frame_count: int | None = None
+        """Frames in a file, as its container states them (None: a camera, or unknown)."""
         self._timeout = timeout
         self._cond = threading.Condition()
         self._slot: tuple[np.ndarray, float] | None = None
@@ -106,7 +117,9 @@ class CameraSource:
         self._thread = threading.Thread(target=self._run, name=f"vcam-source[{name}]", daemon=True)
         self._thread.start()
         with self._cond:
-            started = self._cond.wait_for(lambda: self._slot is not None or self._error is not None, timeout)
+            started = self._cond.wait_for(
+                lambda: self._slot is not None or self._error is not None or self._ended, timeout
+            )
         if not started:
             self.close()  # outside the lock: the reader may need it to finish its last frame
             raise SourceError(
@@ -114,10 +127,9 @@ class CameraSource:
                 "be in use by another app (close it) or not support the requested "
                 "width/height/fps"
             )
-        if self._error is not None:
+        if self._error is not None or self._slot is None:  # failed, or a file of no frames
             self.close()
-            raise self._error
-        assert self._slot is not None  # started, and no error
+            raise self._error or SourceError(f"{name} has no frames")
         self.size: tuple[int, int] = (self._slot[0].shape[1], self._slot[0].shape[0])
         """(width, height) of the frames the source actually delivers."""
 
@@ -128,9 +140,11 @@ class CameraSource:
         the source timeout (camera unplugged or taken by another app).
         """
         with self._cond:
-            self._cond.wait_for(lambda: self._slot is not None or self._error is not None, timeout)
+            self._cond.wait_for(lambda: self._slot is not None or self._error is not None or self._ended, timeout)
             if self._error is not None:
                 raise self._error
+            if self._slot is None and self._ended:
+                raise SourceEnded(self.name)
             if self._slot is None:
                 silent = time.perf_counter() - self._last_frame_t
                 if silent > self._timeout:
@@ -139,6 +153,7 @@ class CameraSource:
                     )
                 return None
             item, self._slot = self._slot, None
+            self._cond.notify_all()  # an every-frame reader waits for the slot to empty
             return item
 
     def close(self) -> None:
@@ -159,9 +174,14 @@ class CameraSource:
             while not self._stop.is_set():
                 frame = self._grab()
                 if frame is None:
+                    if self._ended:
+                        return
                     continue
                 now = time.perf_counter()
                 with self._cond:
+                    if self._every_frame:
+                        while self._slot is not None and not self._stop.is_set():
+                            self._cond.wait(0.1)
                     if self._slot is not None:
                         self.frames_dropped += 1
                     self._slot = (frame, now)
@@ -188,6 +208,11 @@ class CameraSource:
                 raise SourceError(
                     f"{self.name} stopped decoding after a loop — re-encode it (e.g. ffmpeg -i IN -c:v libx264 OUT.mp4)"
                 )
+        if not ok and self._every_frame:  # a file read to its end
+            with self._cond:
+                self._ended = True
+                self._cond.notify_all()
+            return None
         if not ok or frame is None:
             # A camera that has nothing right now: back off briefly; read() reports the silence.
             self._stop.wait(0.01)
@@ -211,7 +236,7 @@ def open_source(
     """
     index = _camera_index(spec)
     if index is None:
-        return _open_file(Path(spec), width, height, timeout)
+        return open_file(Path(spec), width, height, timeout)
     return _open_camera(index, spec, width, height, fps, timeout)
 
 
@@ -273,15 +298,23 @@ def _no_camera_message(spec: str) -> str:
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 
 
-def _open_file(path: Path, width: int | None, height: int | None, timeout: float) -> CameraSource:
+def open_file(
+    path: Path,
+    width: int | None = None,
+    height: int | None = None,
+    timeout: float = FIRST_FRAME_TIMEOUT_S,
+    *,
+    realtime: bool = True,
+) -> CameraSource:
+    """A video file as a source: `realtime` paces and loops it like a camera (demos, tests);
+    otherwise every frame is delivered once, as fast as the pipeline takes them (offline)."""
     if path.is_dir():
         raise SourceError(f"source {path} is a folder — pass a video file in it, a webcam index (0) or a device")
     if path.exists() and not path.is_file():
         raise SourceError(f"source {path} is not a video file or a camera — pass a webcam index (0) or /dev/videoN")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         raise SourceError(
-            f"source {path} is a still image — pass a video file or a webcam; to sharpen photos "
-            "use `distill evaluate` or the Python API"
+            f"source {path} is a still image — pass a video file or a webcam; to sharpen photos use `vcam sharpen`"
         )
     if not path.is_file():
         raise SourceError(
@@ -299,15 +332,19 @@ def _open_file(path: Path, width: int | None, height: int | None, timeout: float
         )
     capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
     resize = (width, height) if width and height else None
-    return CameraSource(
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    source = CameraSource(
         capture,
         f"video file {path}",
         fps=_sane_fps(capture.get(cv2.CAP_PROP_FPS)),
-        paced=True,
+        paced=realtime,
         resize=resize,
-        loop=True,
+        loop=realtime,
+        every_frame=not realtime,
         timeout=timeout,
     )
+    source.frame_count = count if count > 0 else None
+    return source
 
 
 def _sane_fps(reported: float, fallback: float = 30.0) -> float:

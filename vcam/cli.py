@@ -257,6 +257,34 @@ def set_(
 
 
 @app.command()
+def sharpen(
+    inputs: list[Path] = typer.Argument(..., help="A video, or one or more images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output video (.mp4/.avi), image, or folder for many images."),
+    model: str | None = typer.Option(None, help="ONNX model [default: the hq tier]."),
+    tier: str | None = _option("tier"),
+    strength: float = _option("strength"),
+    ema: float = _option("ema"),
+    provider: str = _option("provider"),
+    overwrite: bool = _option("overwrite", "--overwrite"),
+) -> None:
+    """Sharpen files through the live pipeline's stages, as fast as the CPU goes."""
+    from vcam.offline import sharpen_files
+
+    options = StartOptions(model=model, tier=tier, strength=strength, ema=ema, provider=provider, overwrite=overwrite)
+    for name in ("tier", "strength", "ema", "provider"):
+        check(name, getattr(options, name))
+    with _logging("warning"), typer.progressbar(length=1, label="sharpening", show_pos=True, show_eta=True) as bar:
+
+        def progress(done: int, total: int | None) -> None:
+            bar.length = total or max(done, 1)
+            bar.update(done - bar.pos)
+
+        written = sharpen_files(inputs, out, options, progress)
+    for path in written:
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
 def bench(
     model: Path | None = typer.Option(None, help="ONNX model [default: the default tier]."),
     tier: str | None = typer.Option(None, help="fast, default or hq: a shipped model instead of --model."),

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from vcam import tiers
-from vcam.camera import CameraSource, check_request, open_source
+from vcam.camera import CameraSource, SourceEnded, check_request, open_source
 from vcam.errors import VcamError
 from vcam.frames import to_i420
 from vcam.options import StartOptions
@@ -103,8 +103,8 @@ class Pipeline:
         self._frame: np.ndarray | None = None  # the I420 conversion's buffer
 
     def run(self, stop: threading.Event | None = None, max_frames: int | None = None) -> int:
-        """Process frames until `stop` is set or `max_frames` more were published; returns the
-        number published by this call. Any stage failure is raised as a one-line VcamError."""
+        """Process frames until `stop` is set, `max_frames` more were published or a file source
+        ended; returns the number published by this call. Any stage failure is raised as a one-line VcamError."""
         stop = stop or threading.Event()
         published = 0
         status = _Status(self, self._status_interval)
@@ -117,7 +117,10 @@ class Pipeline:
             with sharpener.calling_thread():
                 while running() and self.sharpener is sharpener:
                     t_read = time.perf_counter()
-                    item = self.source.read(READ_TIMEOUT_S)
+                    try:
+                        item = self.source.read(READ_TIMEOUT_S)
+                    except SourceEnded:
+                        return published
                     if item is None:
                         continue
                     t_out = self._process(*item, t_read)

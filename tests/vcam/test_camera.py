@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from support.clips import frame_index
 
-from vcam.camera import CameraSource, open_source
+from vcam.camera import CameraSource, SourceEnded, open_file, open_source
 from vcam.errors import SourceError
 
 
@@ -160,3 +160,16 @@ def test_sources_that_are_not_videos_say_what_they_are(tmp_path: Path) -> None:
     ]:
         with pytest.raises(SourceError, match=fragment):
             open_source(str(spec))
+
+
+def test_an_offline_file_hands_over_every_frame_once_then_ends(make_clip) -> None:
+    clip = make_clip(frames=6, fps=5.0)  # paced, this would take over a second
+    with open_file(clip, realtime=False) as source:
+        assert source.frame_count == 6
+        time.sleep(0.2)  # a slow consumer loses nothing: the reader waits for it
+        started = time.monotonic()
+        seen = [frame_index(source.read(1.0)[0]) for _ in range(6)]
+        assert time.monotonic() - started < 1.0
+        with pytest.raises(SourceEnded):
+            source.read(1.0)
+    assert seen == [0, 1, 2, 3, 4, 5]
