@@ -197,6 +197,47 @@ def config_show(
         typer.echo(f"{name} = {shown}    # {origin[name]}")
 
 
+service_app = typer.Typer(help="SharpCam as a systemd user service (starts at login).", add_completion=False)
+app.add_typer(service_app, name="service")
+
+
+@service_app.command("install")
+def service_install(
+    config: Path | None = typer.Option(None, help="Config file the service starts with [default: the user's]."),
+    now: bool = typer.Option(True, "--now/--no-now", help="Start it now as well as at every login."),
+) -> None:
+    """Write, enable and start the user unit; print the lines that load the driver at boot."""
+    from vcam import service
+    from vcam.v4l2loopback import BOOT_COMMANDS
+
+    outcome = service.install(config, now)
+    typer.echo(f"wrote {outcome.unit}")
+    if outcome.note:
+        typer.echo(outcome.note, err=True)
+    typer.echo("to create the SharpCam device at every boot (needs root), run once:")
+    for line in BOOT_COMMANDS:
+        typer.echo(f"  {line}")
+
+
+@service_app.command("uninstall")
+def service_uninstall() -> None:
+    """Stop and disable the service and remove its unit."""
+    from vcam import service
+
+    outcome = service.uninstall()
+    if outcome.note:
+        typer.echo(outcome.note, err=True)
+    typer.echo(f"removed {outcome.unit}")
+
+
+@service_app.command("status")
+def service_status() -> None:
+    """Whether the unit is installed and what systemd says of it."""
+    from vcam import service
+
+    typer.echo(service.state())
+
+
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Print the raw JSON reply.")) -> None:
     """What the running SharpCam is doing: rates, stage times, model, settings."""

@@ -22,11 +22,12 @@ from pathlib import Path
 
 LABEL = "SharpCam"
 MODPROBE = f"sudo modprobe v4l2loopback devices=1 card_label={LABEL} exclusive_caps=1"
-PERMANENT = (
-    "to keep it after reboot: echo v4l2loopback | sudo tee "
-    "/etc/modules-load.d/v4l2loopback.conf and echo 'options v4l2loopback devices=1 "
-    f"card_label={LABEL} exclusive_caps=1' | sudo tee /etc/modprobe.d/v4l2loopback.conf"
+BOOT_COMMANDS = (  # load the module with our device at every boot
+    "echo v4l2loopback | sudo tee /etc/modules-load.d/v4l2loopback.conf",
+    f"echo 'options v4l2loopback devices=1 card_label={LABEL} exclusive_caps=1' | "
+    "sudo tee /etc/modprobe.d/v4l2loopback.conf",
 )
+PERMANENT = "to keep it after reboot: " + " and ".join(BOOT_COMMANDS)
 SYSFS_CLASS = "sys/class/video4linux"
 
 
