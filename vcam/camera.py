@@ -69,6 +69,25 @@ class Capture(Protocol):
     def release(self) -> None: ...
 
 
+class Source(Protocol):
+    """What the pipeline reads frames from: a CameraSource, or one that supervises it."""
+
+    name: str
+    size: tuple[int, int]
+    fps: float
+    live: bool
+
+    @property
+    def frames_read(self) -> int: ...
+
+    @property
+    def frames_dropped(self) -> int: ...
+
+    def read(self, timeout: float) -> tuple[np.ndarray, float] | None: ...
+
+    def close(self) -> None: ...
+
+
 class SourceEnded(Exception):
     """A source that does not loop (a file sharpened offline) has delivered its last frame."""
 
@@ -108,6 +127,9 @@ class CameraSource:
         self._ended = False
         self.frame_count: int | None = None
         """Frames in a file, as its container states them (None: a camera, or unknown)."""
+        self.card: str | None = None
+        """A camera's V4L2 card name (Linux), by which it is found again under another number."""
+        self.live = True  # every frame is the camera's
         self._timeout = timeout
         self._cond = threading.Condition()
         self._slot: tuple[np.ndarray, float] | None = None
@@ -279,6 +301,7 @@ def _open_camera(
     capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
     actual_fps = capture.get(cv2.CAP_PROP_FPS)
     source = CameraSource(capture, name, fps=_sane_fps(actual_fps, fps or 30.0), timeout=timeout)
+    source.card = _card_name(index)
     log.info("%s: %dx%d at %.0f fps", name, *source.size, source.fps)
     return source
 
@@ -350,6 +373,27 @@ def open_file(
 def _sane_fps(reported: float, fallback: float = 30.0) -> float:
     """Drivers and containers report 0, NaN or 1000 when they do not know their rate."""
     return reported if math.isfinite(reported) and 1 <= reported <= 240 else fallback
+
+
+def reopen(spec: str, card: str | None, width: int | None, height: int | None, fps: float | None) -> CameraSource:
+    """`spec` opened again after it failed; a camera that came back under another number (plugged
+    into another port) is found by its card name."""
+    try:
+        return open_source(spec, width, height, fps)
+    except SourceError:
+        if card is None or _camera_index(spec) is None or sys.platform != "linux":
+            raise
+    for index in _linux_capture_indices():
+        if _card_name(index) == card and str(index) != spec and spec != f"/dev/video{index}":
+            return _open_camera(index, f"/dev/video{index}", width, height, fps, FIRST_FRAME_TIMEOUT_S)
+    raise SourceError(f"camera {spec} ({card}) is not back yet")
+
+
+def _card_name(index: int) -> str | None:
+    try:
+        return Path(f"/sys/class/video4linux/video{index}/name").read_text().strip()
+    except OSError:
+        return None
 
 
 def _linux_capture_indices() -> list[int]:

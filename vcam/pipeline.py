@@ -25,12 +25,13 @@ from typing import Any, TypeVar
 import numpy as np
 
 from vcam import tiers
-from vcam.camera import CameraSource, SourceEnded, check_request, open_source
+from vcam.camera import Source, SourceEnded, check_request, open_source, reopen
 from vcam.errors import VcamError
 from vcam.frames import to_i420
 from vcam.options import StartOptions
 from vcam.sharpener import OnnxSharpener, Sharpener
 from vcam.sinks import Sink, open_sink
+from vcam.supervised import SupervisedSource
 from vcam.temporal import TemporalFilter
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ class Pipeline:
 
     def __init__(
         self,
-        source: CameraSource,
+        source: Source,
         sharpener: Sharpener,
         temporal: Callable[[np.ndarray, np.ndarray], np.ndarray],
         sink: Sink,
@@ -139,7 +140,7 @@ class Pipeline:
             self._shape = camera_frame.shape
         frame = self._frame = to_i420(camera_frame, self._frame)
         t1 = time.perf_counter()
-        if self.bypass:
+        if self.bypass or not self.source.live:  # switched off, or a stand-in for the camera
             out, split, t2 = frame, _NO_SPLIT, t1
         else:
             sharp, split = self._sharpen(frame)
@@ -271,7 +272,8 @@ def open_pipeline(options: StartOptions, *, status_interval: float | None = 5.0,
     provider = o.provider_choice
     sharpener = OnnxSharpener(o.model, provider, o.strength) if o.model is not None else None
     temporal = TemporalFilter(o.ema)
-    camera = open_source(o.source, o.width, o.height, o.fps)
+    first = open_source(o.source, o.width, o.height, o.fps)
+    camera = SupervisedSource(lambda: reopen(o.source, first.card, o.width, o.height, o.fps), first)
     try:
         replace = None
         if sharpener is None:
