@@ -142,6 +142,7 @@ def start(
     provider: str = _option("provider"),
     frames: int | None = _option("frames"),
     overwrite: bool = _option("overwrite", "--overwrite"),
+    on_demand: bool = _option("on_demand", "--on-demand/--always-on"),
     log_level: str = _option("log_level"),
     config: Path | None = typer.Option(None, help="Config file [default: ~/.config/sharpcam/config.toml]."),
 ) -> None:

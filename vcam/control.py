@@ -37,6 +37,7 @@ from vcam.errors import VcamError
 from vcam.options import StartOptions
 from vcam.pipeline import STAGES, Pipeline
 from vcam.sharpener import OnnxSharpener
+from vcam.supervised import SupervisedSource
 from vcam.temporal import TemporalFilter
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,7 @@ class Controller:
         sharpener = p.sharpener
         model = sharpener.path if isinstance(sharpener, OnnxSharpener) else None
         recent = p.times.percentiles((50,), last=30)
+        demand = p.source.demand if isinstance(p.source, SupervisedSource) else None
         return {
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - p.started, 1),
@@ -248,6 +250,8 @@ class Controller:
             "strength": sharpener.strength if isinstance(sharpener, OnnxSharpener) else None,
             "ema": p.temporal.smoothing if isinstance(p.temporal, TemporalFilter) else None,
             "sink": self.options.sink,
+            "camera": getattr(p.source, "state", "live"),
+            "readers": sorted(demand.readers) if demand is not None else None,
         }
 
 

@@ -35,6 +35,7 @@ class StartOptions:
     provider: str = _opt("auto", "auto, cpu, cuda or tensorrt.")
     frames: int | None = _opt(None, "Stop after N frames (demos, tests).")
     overwrite: bool = _opt(False, "Let a FILE sink replace an existing file.")
+    on_demand: bool = _opt(False, "Release the camera while no app reads the SharpCam device (virtualcam sink).")
     log_level: str = _opt("info", "debug, info, warning or error.")
 
     @property

@@ -30,7 +30,7 @@ from vcam.errors import VcamError
 from vcam.frames import to_i420
 from vcam.options import StartOptions
 from vcam.sharpener import OnnxSharpener, Sharpener
-from vcam.sinks import Sink, open_sink
+from vcam.sinks import Sink, VirtualCamSink, open_sink
 from vcam.supervised import SupervisedSource
 from vcam.temporal import TemporalFilter
 
@@ -283,6 +283,10 @@ def open_pipeline(options: StartOptions, *, status_interval: float | None = 5.0,
             if o.tier is None:
                 replace = _step_down(sharpener, choice.tier, provider)
         out = open_sink(o.sink, *camera.size, camera.fps, o.device, o.overwrite, **sink_options)
+        if o.on_demand and isinstance(out, VirtualCamSink):
+            camera.watch_demand(out.device)
+        elif o.on_demand:
+            log.warning("on_demand watches the virtual camera's readers; with sink %s the camera stays on", o.sink)
     except BaseException:
         camera.close()
         raise

@@ -28,8 +28,10 @@ def unit_path() -> Path:
 
 
 def unit_text(config: Path | None = None) -> str:
-    """The unit file: `vcam start` by this interpreter, with `config` when given."""
-    command = [sys.executable, "-m", "vcam", "start"] + (["--config", str(config.resolve())] if config else [])
+    """The unit file: `vcam start --on-demand` by this interpreter (a service left running all day
+    keeps the camera off while no call uses it), with `config` when given."""
+    command = [sys.executable, "-m", "vcam", "start", "--on-demand"]
+    command += ["--config", str(config.resolve())] if config else []
     return f"""[Unit]
 Description=SharpCam: the sharpened webcam as the virtual camera "{LABEL}"
 After=graphical-session.target

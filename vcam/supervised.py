@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from vcam.camera import CameraSource, SourceEnded
+from vcam.demand import DemandWatch
 from vcam.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,12 @@ class SupervisedSource:
         self._next_card = 0.0
         self.live = True
         """Whether the frame read last came from the camera."""
+        self.demand: DemandWatch | None = None
+        """The readers watch when the camera runs on demand (`watch_demand`)."""
+
+    def watch_demand(self, device: str) -> None:
+        """Release the camera while no app reads `device`, and take it back when one does."""
+        self.demand = DemandWatch(device, self)
 
     @property
     def state(self) -> str:
@@ -158,6 +165,8 @@ class SupervisedSource:
         return self._card, time.perf_counter()
 
     def close(self) -> None:
+        if self.demand is not None:
+            self.demand.close()
         self._closed.set()
         with self._lock:
             self._release()

@@ -41,7 +41,7 @@ def test_install_writes_a_unit_that_runs_this_interpreter_and_enables_it(systemc
     assert result.exit_code == 0, result.output
     unit = service.unit_path()
     text = unit.read_text()
-    assert f'ExecStart={sys.executable} -m vcam start --config "{config}"' in text
+    assert f'ExecStart={sys.executable} -m vcam start --on-demand --config "{config}"' in text
     assert "Restart=on-failure" in text and "KillSignal=SIGTERM" in text
     assert systemctl.read_text().splitlines() == ["--user daemon-reload", "--user enable --now sharpcam.service"]
     assert "sudo tee /etc/modprobe.d/v4l2loopback.conf" in result.stdout

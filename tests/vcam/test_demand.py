@@ -1,0 +1,88 @@
+"""On demand, driven by real processes that open a file standing in for the SharpCam device
+(the real driver is exercised in tests/e2e): readers are found through /proc, a reader wakes the
+camera, an app that only opens the device to list it does not, and no reader lets it go."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from vcam import demand
+from vcam.demand import DemandWatch, holders
+
+
+def reader(path: Path, hold: float) -> subprocess.Popen:
+    """A process that opens `path`, says so on stdout, and keeps it open for `hold` seconds."""
+    code = "import sys, time; f = open(sys.argv[1], 'rb'); print('open', flush=True); time.sleep(float(sys.argv[2]))"
+    return subprocess.Popen([sys.executable, "-c", code, str(path), str(hold)], stdout=subprocess.PIPE, text=True)
+
+
+class Switch:
+    """Records set_demand calls with their times."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[bool, float]] = []
+        self.changed = threading.Event()
+
+    def set_demand(self, wanted: bool) -> None:
+        self.calls.append((wanted, time.monotonic()))
+        self.changed.set()
+
+
+@pytest.fixture
+def device(tmp_path: Path) -> Path:
+    path = tmp_path / "video10"
+    path.write_bytes(b"")
+    return path
+
+
+def test_holders_are_the_other_processes_with_the_device_open(device: Path) -> None:
+    with open(device, "rb"):
+        assert holders(device) == set()  # this process does not count
+        proc = reader(device, 5)
+        assert proc.stdout.readline().strip() == "open"
+        assert holders(device) == {proc.pid}
+        proc.kill()
+        proc.wait()
+    assert holders(device) == set()
+
+
+@pytest.mark.slow
+def test_a_reader_wakes_the_camera_and_its_absence_releases_it(device: Path, monkeypatch) -> None:
+    monkeypatch.setattr(demand, "LINGER_S", 0.6)
+    switch = Switch()
+    watch = DemandWatch(device, switch)
+    try:
+        assert switch.changed.wait(3.0) and switch.calls == [(False, switch.calls[0][1])]  # nobody reads
+        switch.changed.clear()
+        proc = reader(device, 3)
+        assert proc.stdout.readline().strip() == "open"
+        opened = time.monotonic()
+        assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
+        assert switch.calls[-1][1] - opened < 0.5  # inotify + the grace period, not a polling interval
+        assert watch.readers == {proc.pid}
+        switch.changed.clear()
+        proc.wait()
+        assert switch.changed.wait(3.0) and switch.calls[-1][0] is False  # released after the linger
+    finally:
+        watch.close()
+
+
+@pytest.mark.slow
+def test_an_app_that_only_lists_the_device_does_not_wake_the_camera(device: Path, monkeypatch) -> None:
+    monkeypatch.setattr(demand, "LINGER_S", 0.3)
+    switch = Switch()
+    watch = DemandWatch(device, switch)
+    try:
+        assert switch.changed.wait(3.0) and switch.calls[-1][0] is False
+        code = "import sys\nfor _ in range(5): open(sys.argv[1], 'rb').close()"
+        subprocess.run([sys.executable, "-c", code, str(device)], check=True)  # opens and closes at once
+        time.sleep(0.5)
+        assert [wanted for wanted, _ in switch.calls] == [False]
+    finally:
+        watch.close()
