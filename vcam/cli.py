@@ -259,6 +259,12 @@ def status(as_json: bool = typer.Option(False, "--json", help="Print the raw JSO
         f"  model {model} (tier {reply['tier'] or '-'}, {', '.join(reply['providers']) or '-'}), "
         f"strength {reply['strength']}, ema {reply['ema']}",
         f"  p50 ms: {stages}",
+        f"  camera {reply['camera']}"
+        + (
+            ""
+            if reply["readers"] is None
+            else f", on demand: {reply['readers']} reader(s) ({reply['readers_counted_by']})"
+        ),
     ]
     typer.echo("\n".join(lines))
 

@@ -251,7 +251,8 @@ class Controller:
             "ema": p.temporal.smoothing if isinstance(p.temporal, TemporalFilter) else None,
             "sink": self.options.sink,
             "camera": getattr(p.source, "state", "live"),
-            "readers": sorted(demand.readers) if demand is not None else None,
+            "readers": demand.readers if demand is not None else None,
+            "readers_counted_by": demand.counted_by if demand is not None else None,
         }
 
 

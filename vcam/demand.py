@@ -1,11 +1,14 @@
 """On demand: run the camera and the model only while some app reads the SharpCam device.
 
-Readers are counted the way that works on every v4l2loopback version: the processes other than
-this one that hold the device open (/proc/*/fd). Scanning is cheap but not free, so it runs when
-inotify says somebody opened or closed the node, and once every few seconds as a fallback.
-Hysteresis keeps apps that open the device only to list it (some do so every few seconds) from
-starting the camera: a reader must still hold it `GRACE_S` after opening, and the camera is
-released only after `LINGER_S` without one.
+Readers are counted the way the driver tells. v4l2loopback 0.13 and later queue a private event
+(V4L2_EVENT_PRI_CLIENT_USAGE, defined only in the driver's source) when a reader starts or stops
+streaming, to every opener subscribed to it: its `count` is the number of streaming readers in
+0.13 and whether one streams in 0.14+, so only zero versus non-zero is read. 0.12 has no such
+event (the subscription fails), and there the readers are the processes other than this one
+that hold the device open (/proc/*/fd), scanned when inotify says the node was opened or closed
+and every few seconds besides. Apps that open the device only to list it never stream, and by the
+scan they are kept out by `GRACE_S`: an opener must still be there that long after opening.
+The camera is released `LINGER_S` after the last reader left.
 """
 
 from __future__ import annotations
@@ -29,6 +32,57 @@ RESCAN_S = (10.0, 2.0)  # idle scans at least this often with inotify, and witho
 
 _IN_OPEN, _IN_CLOSE_WRITE, _IN_CLOSE_NOWRITE = 0x20, 0x08, 0x10
 _IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000
+# V4L2 event ioctls (linux/videodev2.h) and v4l2loopback's private event (v4l2loopback.c, 0.13+)
+_VIDIOC_SUBSCRIBE_EVENT = 0x4020565A  # _IOW('V', 90, struct v4l2_event_subscription): 32 bytes
+_VIDIOC_DQEVENT = 0x80885659  # _IOR('V', 89, struct v4l2_event): 136 bytes on 64-bit
+_EVENT_CLIENT_USAGE = 0x08000000 + 0x08E00000 + 1  # V4L2_EVENT_PRIVATE_START + offset + 1
+_SUB_FL_SEND_INITIAL = 1  # the current state comes at once after subscribing
+
+
+class UsageEvents:
+    """v4l2loopback's reader-usage event on an fd of our own; `supported` is False where the
+    driver (0.12) or the path (not a V4L2 device) has none."""
+
+    def __init__(self, device: str | Path) -> None:
+        import fcntl
+
+        self.supported = False
+        try:
+            self._fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            self._fd = -1
+            return
+        request = struct.pack("<8I", _EVENT_CLIENT_USAGE, 0, _SUB_FL_SEND_INITIAL, 0, 0, 0, 0, 0)
+        try:
+            fcntl.ioctl(self._fd, _VIDIOC_SUBSCRIBE_EVENT, request)
+        except OSError:
+            self.close()
+            return
+        self.supported = True
+
+    def wait(self, timeout: float) -> int | None:
+        """The reader count of the newest event within `timeout`, or None when none came."""
+        import fcntl
+
+        ready = select.poll()
+        ready.register(self._fd, select.POLLPRI)
+        if not ready.poll(timeout * 1000):
+            return None
+        count = None
+        while True:
+            event = bytearray(136)
+            try:
+                fcntl.ioctl(self._fd, _VIDIOC_DQEVENT, event)
+            except OSError:  # no more pending
+                return count
+            (kind,) = struct.unpack_from("<I", event, 0)
+            if kind == _EVENT_CLIENT_USAGE:
+                (count,) = struct.unpack_from("<I", event, 8)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def holders(device: str | Path) -> set[int]:
@@ -109,12 +163,18 @@ class DemandWatch:
 
     def __init__(self, device: str | Path, target: Demanded) -> None:
         self.device = str(device)
-        self.readers: set[int] = set()
+        self.readers = 0
+        """Readers now, as counted by `counted_by`."""
+        self.pids: set[int] = set()
+        """The reading processes, where they are found through /proc (not with driver events)."""
         self.active = True  # the camera is open when the watch starts
         self._target = target
         self._stop = threading.Event()
+        self._events = UsageEvents(device)
+        self.counted_by = "driver events" if self._events.supported else "open files"
         self._opens = _Opens(device)
-        self._thread = threading.Thread(target=self._run, name="vcam-demand", daemon=True)
+        run = self._run_events if self._events.supported else self._run
+        self._thread = threading.Thread(target=run, name="vcam-demand", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -125,18 +185,39 @@ class DemandWatch:
                 event = self._opens.wait(1.0 if self.active else idle_rescan, self._stop)
                 if event and not self.active:
                     self._stop.wait(GRACE_S)  # an enumeration has closed the device by now
-                self.readers = holders(self.device)
+                self.pids = holders(self.device)
+                self.readers = len(self.pids)
                 now = time.monotonic()
                 if self.readers:
                     last_reader = now
                     if not self.active:
                         self.active = True
-                        log.info("reader(s) %s opened %s", sorted(self.readers), self.device)
+                        log.info("reader(s) %s opened %s", sorted(self.pids), self.device)
                         self._target.set_demand(True)
                 elif self.active and now - last_reader >= LINGER_S:
                     self.active = False
                     self._target.set_demand(False)
         finally:
+            self._opens.close()
+
+    def _run_events(self) -> None:
+        """Readers as the driver counts them."""
+        last_reader = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                news = self._events.wait(0.5)
+                self.readers = self.readers if news is None else news
+                now = time.monotonic()
+                if self.readers:
+                    last_reader = now
+                    if not self.active:
+                        self.active = True
+                        self._target.set_demand(True)
+                elif self.active and now - last_reader >= LINGER_S:
+                    self.active = False
+                    self._target.set_demand(False)
+        finally:
+            self._events.close()
             self._opens.close()
 
     def close(self) -> None:

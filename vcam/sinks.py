@@ -59,7 +59,12 @@ def _even(n: int) -> int:
 
 
 class VirtualCamSink(Sink):
-    """The SharpCam virtual camera through pyvirtualcam, paced to at most `fps`.
+    """The SharpCam virtual camera through pyvirtualcam.
+
+    Frames go out as they come: the source is paced already, and holding a frame to a schedule
+    of the sink's own would lock the pipeline into running a frame behind the camera. Only a
+    burst is spread: a frame that follows the previous one by less than half a period waits
+    until half a period has passed.
 
     pyvirtualcam only *prints* write errors on Linux, so a device that disappears (module
     unloaded, node removed) would fail silently: every `check_interval` seconds we stat the
@@ -97,7 +102,7 @@ class VirtualCamSink(Sink):
         # Closed after the camera: what lets the next writer (the next `vcam start`) in.
         self._streamer = v4l2loopback.start_output_stream(self.device) if loopback else None
         self._period = 1.0 / fps
-        self._next_due = 0.0
+        self._last_sent = -1.0
         self._check_interval = check_interval
         self._next_check = 0.0
         self._node = self._identity() if os.path.isabs(self.device) else None
@@ -118,10 +123,10 @@ class VirtualCamSink(Sink):
                     f"virtual camera {self.device} disappeared (v4l2loopback "
                     f"unloaded?) — recreate it with: {MODPROBE}, then restart vcam"
                 )
-        if now < self._next_due - self._period / 4:  # a little early is camera jitter: send
-            time.sleep(self._next_due - now)
-            now = self._next_due
-        self._next_due = max(self._next_due, now) + self._period
+        gap = now - self._last_sent
+        if gap < self._period / 2:
+            time.sleep(self._period / 2 - gap)
+        self._last_sent = time.perf_counter()
         self._cam.send(_fit(frame, self.width, self.height))
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from vcam import demand
-from vcam.demand import DemandWatch, holders
+from vcam.demand import DemandWatch, UsageEvents, holders
 
 
 def reader(path: Path, hold: float) -> subprocess.Popen:
@@ -65,7 +65,7 @@ def test_a_reader_wakes_the_camera_and_its_absence_releases_it(device: Path, mon
         opened = time.monotonic()
         assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
         assert switch.calls[-1][1] - opened < 0.5  # inotify + the grace period, not a polling interval
-        assert watch.readers == {proc.pid}
+        assert watch.readers == 1 and watch.pids == {proc.pid} and watch.counted_by == "open files"
         switch.changed.clear()
         proc.wait()
         assert switch.changed.wait(3.0) and switch.calls[-1][0] is False  # released after the linger
@@ -86,3 +86,8 @@ def test_an_app_that_only_lists_the_device_does_not_wake_the_camera(device: Path
         assert [wanted for wanted, _ in switch.calls] == [False]
     finally:
         watch.close()
+
+
+def test_a_path_that_is_no_v4l2loopback_device_has_no_usage_events(device: Path, tmp_path: Path) -> None:
+    assert UsageEvents(device).supported is False  # a file: the ioctl is refused
+    assert UsageEvents(tmp_path / "missing").supported is False

@@ -4,6 +4,7 @@ in for the v4l2loopback device) and its label lookup on a `FakeSysfs` tree."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -241,3 +242,18 @@ def test_window_sink_without_a_usable_display_is_one_clear_error(monkeypatch: py
     monkeypatch.setenv("DISPLAY", ":987")  # no X server there
     with pytest.raises(DeviceError, match="cannot open the display DISPLAY=:987"):
         WindowSink()
+
+
+def test_the_virtual_camera_sends_frames_as_they_come_and_spreads_only_bursts(fake_sysfs, memory_backend) -> None:
+    device = fake_sysfs.add(10, "SharpCam")
+    frame = noise(64, 48)
+    with VirtualCamSink(64, 48, 20, backend="memory", root=fake_sysfs.root) as sink:
+        sink.send(frame)
+        time.sleep(0.04)  # 0.8 of a period after the first: no waiting
+        t = time.perf_counter()
+        sink.send(frame)
+        assert time.perf_counter() - t < 0.01
+        t = time.perf_counter()
+        sink.send(frame)  # right after the last one: a burst, held to half a period (25 ms)
+        assert 0.02 < time.perf_counter() - t < 0.045
+    assert len(memory_backend.frames[device]) == 3
