@@ -16,6 +16,9 @@ guest that hangs later still reports what finished. Exit code 0 only if every sc
   sigterm-restart (b) SIGTERM while a reader is attached: vcam releases the device within 1 s
                and exits (bounded at 5 s: interpreter shutdown is slow emulated); a second
                `vcam start` right after publishes to the still-attached reader.
+  on-demand    (e) `vcam start --on-demand` with no reader releases the fake webcam; a reader
+               that starts streaming gets sharpened frames; an app that only queries the device
+               (v4l2-ctl) does not wake it.
 """
 
 from __future__ import annotations
@@ -142,9 +145,10 @@ class Process:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def wait_for_line(self, needle: str, timeout: float) -> None:
+    def wait_for_line(self, needle: str, timeout: float, count: int = 1) -> None:
+        """Until the output holds `needle` `count` times."""
         deadline = time.monotonic() + timeout
-        while needle not in self.output():
+        while self.output().count(needle) < count:
             check(self.proc.poll() is None, f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
             check(time.monotonic() < deadline, f"{self.name}: no '{needle}' within {timeout}s")
             time.sleep(0.2)
@@ -430,6 +434,52 @@ def scenario_sigterm_restart() -> str:
     )
 
 
+def holds(pid: int, device: str) -> bool:
+    """Whether process `pid` has `device` open."""
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.path.realpath(fd) == device for fd in fds.iterdir())
+
+
+def scenario_on_demand() -> str:
+    """(e) No reader: the camera is released; a streaming reader wakes it; a query does not."""
+    vcam = vcam_start("vcam-on-demand", "--on-demand")
+    capture = None
+    try:
+        vcam.wait_for_line("camera released", OPEN_TIMEOUT)
+        check(not holds(vcam.proc.pid, FAKECAM), f"vcam still holds the fake webcam {FAKECAM} while idle")
+        for _ in range(3):  # what an app listing cameras does
+            v4l2_ctl("-d", SHARPCAM, "--all")
+        time.sleep(1.5)
+        check("an app is watching" not in vcam.output(), f"a device query woke the camera: {vcam.tail()}")
+        started = time.monotonic()
+        capture, frame = open_reader(vcam)
+        while True:  # idle pictures first, then the camera's frames, sharpened
+            try:
+                summary = check_sharpened(frame)
+                break
+            except Failed:
+                check(time.monotonic() - started < OPEN_TIMEOUT, f"no sharpened frame on demand: {vcam.tail()}")
+                frame = read_frame(capture)
+        woke = time.monotonic() - started
+        check(holds(vcam.proc.pid, FAKECAM), "vcam does not hold the fake webcam while a reader streams")
+        capture.release()
+        capture = None
+        vcam.wait_for_line("camera released", OPEN_TIMEOUT, count=2)  # the reader left: released again
+        vcam.proc.send_signal(signal.SIGTERM)
+        code = vcam.wait(RUN_TIMEOUT)
+        no_traceback(vcam.output(), "vcam start --on-demand")
+        check(code == 0, f"vcam exited with {code}: {vcam.tail()}")
+    finally:
+        if capture is not None:
+            capture.release()
+        vcam.stop()
+    say(f"on demand: reader open -> sharpened frame {woke:.2f}s ({summary})")
+    return (
+        f"idle without a reader (fake webcam released), v4l2-ctl queries did not wake it, a reader got "
+        f"sharpened frames {woke:.2f}s after opening (emulated guest), released again after it left"
+    )
+
+
 def run(results: Results, name: str, scenario: Callable[[], str]) -> None:
     say(f"--- {name}")
     started = time.monotonic()
@@ -441,7 +491,7 @@ def run(results: Results, name: str, scenario: Callable[[], str]) -> None:
 
 
 def main() -> int:
-    results = Results(["no-device", "doctor", "publish", "sigterm-restart"])
+    results = Results(["no-device", "doctor", "publish", "sigterm-restart", "on-demand"])
     say(f"python {sys.version.split()[0]}, OpenCV {cv2.__version__}, kernel {os.uname().release}")
     run(results, "no-device", scenario_no_device)
 
@@ -457,6 +507,7 @@ def main() -> int:
         run(results, "doctor", scenario_doctor)
         run(results, "publish", scenario_publish)
         run(results, "sigterm-restart", scenario_sigterm_restart)
+        run(results, "on-demand", scenario_on_demand)
     except Failed as exc:
         say(f"the fake webcam did not start: {exc}")
     finally:

@@ -2,7 +2,7 @@
 
 usage: python prepare.py SHARE
 
-- sharpen.onnx: the model every scenario runs (tests/onnx_models.py's 3x3 Laplacian sharpen).
+- sharpen.onnx: the model every scenario runs (tests/support/onnx_models.py's 3x3 Laplacian sharpen).
   It is used even when weights/student.onnx exists: its effect is known (it must raise edge
   energy) and its output is exactly computable here, which a learned model's is not.
 - reference.npz: for every phase k of the test pattern,
@@ -26,10 +26,10 @@ import numpy as np
 import onnxruntime as ort
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]  # pattern.py, and tests/onnx_models.py
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # pattern.py, and tests/support/onnx_models.py
 
 import pattern  # noqa: E402
-from onnx_models import make_sharpen_model  # noqa: E402
+from support.onnx_models import make_sharpen_model  # noqa: E402
 
 
 def yuv420_round_trip(bgr: np.ndarray) -> np.ndarray:
