@@ -32,10 +32,11 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format --check vcam distill tests benchmarks
 	$(VENV)/bin/mypy
 
-# Real v4l2loopback in a QEMU guest (Debian packages; needs root for apt-get).
+# Real v4l2loopback in a QEMU guest, both driver generations (Debian packages; root for apt-get).
 e2e: $(VENV)/.dev
 	bash tests/e2e/install-deps.sh
-	bash tests/e2e/run.sh
+	bash tests/e2e/run.sh --driver 0.12
+	bash tests/e2e/run.sh --driver 0.15
 
 # One report per CPU class (benchmarks/bench-avx2.md, ...): the tier chosen for 720p30 on this CPU.
 bench: $(VENV)/.runtime

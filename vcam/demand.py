@@ -192,7 +192,7 @@ class DemandWatch:
                     last_reader = now
                     if not self.active:
                         self.active = True
-                        log.info("reader(s) %s opened %s", sorted(self.pids), self.device)
+                        log.info("reader(s) %s opened %s (counted by open files)", sorted(self.pids), self.device)
                         self._target.set_demand(True)
                 elif self.active and now - last_reader >= LINGER_S:
                     self.active = False
@@ -212,6 +212,7 @@ class DemandWatch:
                     last_reader = now
                     if not self.active:
                         self.active = True
+                        log.info("a reader streams from %s (counted by driver events)", self.device)
                         self._target.set_demand(True)
                 elif self.active and now - last_reader >= LINGER_S:
                     self.active = False

@@ -16,6 +16,8 @@ guest that hangs later still reports what finished. Exit code 0 only if every sc
   sigterm-restart (b) SIGTERM while a reader is attached: vcam releases the device within 1 s
                and exits (bounded at 5 s: interpreter shutdown is slow emulated); a second
                `vcam start` right after publishes to the still-attached reader.
+  readers      (f) ffmpeg's v4l2 input and GStreamer's v4l2src read SharpCam while vcam writes:
+               the size and pixel format it announces, and frames that are the sharpened pattern.
   on-demand    (e) `vcam start --on-demand` with no reader releases the fake webcam; a reader
                that starts streaming gets sharpened frames; an app that only queries the device
                (v4l2-ctl) does not wake it.
@@ -41,6 +43,7 @@ import pattern
 SHARE = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/e2e")
 VCAM = str(Path(sys.executable).parent / "vcam")  # the venv's console script
 MODEL = str(SHARE / "sharpen.onnx")
+DRIVER_VERSION = (SHARE / "driver-version").read_text().strip()  # the module's, as modinfo reads it
 SHARPCAM_NR, FAKECAM_NR = 10, 20
 SHARPCAM, FAKECAM = f"/dev/video{SHARPCAM_NR}", f"/dev/video{FAKECAM_NR}"
 SIZE = ["--width", str(pattern.WIDTH), "--height", str(pattern.HEIGHT)]
@@ -129,7 +132,7 @@ def load_loopback(devices: list[tuple[int, str, bool]]) -> None:
     while not all(Path(f"/dev/video{nr}").exists() for nr, _, _ in devices):
         check(time.monotonic() < deadline, "device nodes did not appear after insmod")
         time.sleep(0.1)
-    say(f"v4l2loopback loaded: {' '.join(params)}")
+    say(f"v4l2loopback {DRIVER_VERSION} loaded: {' '.join(params)}")
 
 
 class Process:
@@ -434,6 +437,58 @@ def scenario_sigterm_restart() -> str:
     )
 
 
+def raw_frames(path: Path) -> list[np.ndarray]:
+    """BGR frames of the pattern's size from a file of raw bgr24 frames."""
+    data = np.frombuffer(path.read_bytes(), np.uint8)
+    size = pattern.HEIGHT * pattern.WIDTH * 3
+    check(data.size >= size and data.size % size == 0, f"{path}: {data.size} bytes, not whole frames")
+    return list(data.reshape(-1, pattern.HEIGHT, pattern.WIDTH, 3))
+
+
+def scenario_readers() -> str:
+    """(f) ffmpeg and GStreamer read what SharpCam announces: size, format, sharpened frames."""
+    vcam = vcam_start("vcam-readers")
+    seen = []
+    try:
+        capture, _ = open_reader(vcam)  # the writer is streaming once a reader gets frames
+        capture.release()
+        out = Path("/tmp/ffmpeg.bgr")
+        done = subprocess.run(
+            ["ffmpeg", "-hide_banner", "-loglevel", "info", "-f", "v4l2", "-i", SHARPCAM, "-frames:v", "5",
+             "-f", "rawvideo", "-pix_fmt", "bgr24", "-y", str(out)],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT,
+        )  # fmt: skip
+        check(done.returncode == 0, f"ffmpeg failed ({done.returncode}): {done.stderr[-600:]}")
+        stream = next((line for line in done.stderr.splitlines() if "Stream #0:0" in line and "Video" in line), "")
+        check(
+            "yuv420p" in stream and f"{pattern.WIDTH}x{pattern.HEIGHT}" in stream,
+            f"ffmpeg's input is not yuv420p {pattern.WIDTH}x{pattern.HEIGHT}: {stream!r}",
+        )
+        frames = raw_frames(out)
+        check(len(frames) == 5, f"ffmpeg wrote {len(frames)} frames, expected 5")
+        seen.append(f"ffmpeg: {stream.split('Video: ', 1)[-1][:60]}; {check_sharpened(frames[-1])}")
+
+        out = Path("/tmp/gst.bgr")
+        caps = f"video/x-raw,format=I420,width={pattern.WIDTH},height={pattern.HEIGHT}"
+        done = subprocess.run(
+            ["gst-launch-1.0", "-v", "v4l2src", f"device={SHARPCAM}", "num-buffers=5", "!", caps, "!",
+             "videoconvert", "!", "video/x-raw,format=BGR", "!", "filesink", f"location={out}"],
+            capture_output=True, text=True, timeout=RUN_TIMEOUT,
+        )  # fmt: skip
+        check(done.returncode == 0, f"gst-launch failed ({done.returncode}): {(done.stdout + done.stderr)[-600:]}")
+        negotiated = next((line for line in done.stdout.splitlines() if "v4l2src0.GstPad:src: caps" in line), "")
+        check("format=(string)I420" in negotiated, f"v4l2src did not negotiate I420: {negotiated!r}")
+        frames = raw_frames(out)
+        check(len(frames) == 5, f"GStreamer wrote {len(frames)} frames, expected 5")
+        seen.append(f"GStreamer v4l2src: I420 {pattern.WIDTH}x{pattern.HEIGHT}; {check_sharpened(frames[-1])}")
+        vcam.proc.send_signal(signal.SIGTERM)
+        check(vcam.wait(RUN_TIMEOUT) == 0, f"vcam exited badly: {vcam.tail()}")
+    finally:
+        vcam.stop()
+    say("readers: " + " | ".join(seen))
+    return " | ".join(seen)
+
+
 def holds(pid: int, device: str) -> bool:
     """Whether process `pid` has `device` open."""
     fds = Path(f"/proc/{pid}/fd")
@@ -462,6 +517,10 @@ def scenario_on_demand() -> str:
                 frame = read_frame(capture)
         woke = time.monotonic() - started
         check(holds(vcam.proc.pid, FAKECAM), "vcam does not hold the fake webcam while a reader streams")
+        # 0.13+ queue a reader-usage event; 0.12 has none, and readers are found through /proc
+        version = tuple(int(v) for v in DRIVER_VERSION.split(".")[:2])
+        counted = "driver events" if version >= (0, 13) else "open files"
+        check(f"(counted by {counted})" in vcam.output(), f"readers not counted by {counted}: {vcam.tail()}")
         capture.release()
         capture = None
         vcam.wait_for_line("camera released", OPEN_TIMEOUT, count=2)  # the reader left: released again
@@ -476,7 +535,8 @@ def scenario_on_demand() -> str:
     say(f"on demand: reader open -> sharpened frame {woke:.2f}s ({summary})")
     return (
         f"idle without a reader (fake webcam released), v4l2-ctl queries did not wake it, a reader got "
-        f"sharpened frames {woke:.2f}s after opening (emulated guest), released again after it left"
+        f"sharpened frames {woke:.2f}s after opening (emulated guest; counted by {counted}), released again "
+        "after it left"
     )
 
 
@@ -491,7 +551,7 @@ def run(results: Results, name: str, scenario: Callable[[], str]) -> None:
 
 
 def main() -> int:
-    results = Results(["no-device", "doctor", "publish", "sigterm-restart", "on-demand"])
+    results = Results(["no-device", "doctor", "publish", "sigterm-restart", "readers", "on-demand"])
     say(f"python {sys.version.split()[0]}, OpenCV {cv2.__version__}, kernel {os.uname().release}")
     run(results, "no-device", scenario_no_device)
 
@@ -507,6 +567,7 @@ def main() -> int:
         run(results, "doctor", scenario_doctor)
         run(results, "publish", scenario_publish)
         run(results, "sigterm-restart", scenario_sigterm_restart)
+        run(results, "readers", scenario_readers)
         run(results, "on-demand", scenario_on_demand)
     except Failed as exc:
         say(f"the fake webcam did not start: {exc}")

@@ -4,11 +4,23 @@
 # Exit code 0 only if the guest ran and every scenario passed; a hang or a kernel panic ends
 # with the boot timeout and the console log printed.
 #
+# usage: run.sh [--driver 0.12|0.15]   the v4l2loopback generation to test (default 0.12: Debian
+#        12's dkms build; 0.15: Debian 13's source, fetched by install-deps.sh, built here)
+#
 # Environment: E2E_BOOT_TIMEOUT (s, default 300) bounds the whole boot; E2E_KEEP=1 keeps the
 # work folder; E2E_VERBOSE=1 prints the console log even on success; E2E_BUILD_MODULE=1 builds
 # v4l2loopback from source even when dkms built it; E2E_SCRIPT runs another guest script (for
 # debugging the harness); PYTHON overrides the interpreter (default .venv/bin/python).
 set -euo pipefail
+
+driver=0.12
+while [ $# -gt 0 ]; do
+    case $1 in
+        --driver) driver=${2:?--driver needs 0.12 or 0.15}; shift 2 ;;
+        *) echo "usage: $0 [--driver 0.12|0.15]" >&2; exit 2 ;;
+    esac
+done
+case $driver in 0.12|0.15) ;; *) echo "e2e: --driver must be 0.12 or 0.15 (got $driver)" >&2; exit 2 ;; esac
 
 cd "$(dirname "$0")/../.."
 repo=$PWD
@@ -39,18 +51,33 @@ trap cleanup EXIT
 share=$work/share
 mkdir -p "$share"
 
-# v4l2loopback for that kernel: dkms's build if it made one, else build it from the dkms source.
-ko=$(find "/lib/modules/$kver" -name 'v4l2loopback.ko*' 2>/dev/null | sort | head -n 1 || true)
-if [ -z "$ko" ] || [ "${E2E_BUILD_MODULE:-0}" = 1 ]; then
-    src=$(ls -d /usr/src/v4l2loopback-* 2>/dev/null | sort -V | tail -n 1 || true)
-    [ -n "$src" ] || die "no v4l2loopback module for $kver and no /usr/src/v4l2loopback-*"
+# v4l2loopback for that kernel. 0.12: dkms's build if it made one, else built from the dkms
+# source. 0.15: built from Debian 13's package source.
+ko=
+src=
+if [ "$driver" = 0.15 ]; then
+    cache=${E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sharpcam/e2e}
+    deb=$(ls "$cache"/v4l2loopback-dkms_0.15*_all.deb 2>/dev/null | sort -V | tail -n 1 || true)
+    [ -n "$deb" ] || die "no v4l2loopback-dkms 0.15 package in $cache: run tests/e2e/install-deps.sh"
+    dpkg-deb -x "$deb" "$work/deb"
+    src=$(ls -d "$work"/deb/usr/src/v4l2loopback-* | tail -n 1)
+else
+    ko=$(find "/lib/modules/$kver" -name 'v4l2loopback.ko*' 2>/dev/null | sort | head -n 1 || true)
+    if [ -z "$ko" ] || [ "${E2E_BUILD_MODULE:-0}" = 1 ]; then
+        src=$(ls -d /usr/src/v4l2loopback-* 2>/dev/null | sort -V | tail -n 1 || true)
+        [ -n "$src" ] || die "no v4l2loopback module for $kver and no /usr/src/v4l2loopback-*"
+    fi
+fi
+if [ -n "$src" ]; then
     say "building v4l2loopback for $kver from $src"
     cp -r "$src" "$work/v4l2loopback-src"
     make -s -C "/lib/modules/$kver/build" M="$work/v4l2loopback-src" modules \
         > "$work/module-build.log" 2>&1 || { cat "$work/module-build.log"; die "module build failed"; }
     ko=$work/v4l2loopback-src/v4l2loopback.ko
 fi
-say "kernel $kver, module $ko"
+version=$(modinfo -F version "$ko" 2>/dev/null || true)
+echo "${version:-$driver}" > "$share/driver-version"  # the guest's sysfs may not say (0.12.7 does not)
+say "driver $driver ($(cat "$share/driver-version")): kernel $kver, module $ko"
 
 "$python" tests/e2e/prepare.py "$share"
 "$python" tests/e2e/initramfs.py --kver "$kver" --v4l2loopback "$ko" \
@@ -104,5 +131,5 @@ fi
 if [ "$status" -ne 0 ] || [ "${E2E_VERBOSE:-0}" = 1 ]; then
     show_console
 fi
-say "boot ${boot_seconds}s, total $((SECONDS - started))s: $([ "$status" -eq 0 ] && echo PASSED || echo FAILED)"
+say "driver $driver: boot ${boot_seconds}s, total $((SECONDS - started))s: $([ "$status" -eq 0 ] && echo PASSED || echo FAILED)"
 exit "$status"
