@@ -18,6 +18,8 @@ guest that hangs later still reports what finished. Exit code 0 only if every sc
                `vcam start` right after publishes to the still-attached reader.
   readers      (f) ffmpeg's v4l2 input and GStreamer's v4l2src read SharpCam while vcam writes:
                the size and pixel format it announces, and frames that are the sharpened pattern.
+  hot-plug     (g) the fake webcam's writer stops and comes back while a reader stays attached to
+               SharpCam: the reader keeps getting frames (stand-ins) and then sharpened ones.
   on-demand    (e) `vcam start --on-demand` with no reader releases the fake webcam; a reader
                that starts streaming gets sharpened frames; an app that only queries the device
                (v4l2-ctl) does not wake it.
@@ -489,6 +491,66 @@ def scenario_readers() -> str:
     return " | ".join(seen)
 
 
+def start_fakecam() -> Process:
+    fakecam = Process("fakecam", [sys.executable, str(Path(__file__).with_name("fakecam.py")), FAKECAM])
+    fakecam.wait_for_line("fakecam: streaming", OPEN_TIMEOUT)
+    say(fakecam.tail(1))
+    return fakecam
+
+
+def stop_fakecam(fakecam: Process) -> None:
+    fakecam.proc.send_signal(signal.SIGTERM)
+    try:
+        fakecam.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        fakecam.stop()
+
+
+FAKECAMS: list[Process] = []  # the running fake webcam, replaced by the hot-plug scenario
+
+
+def scenario_hot_plug() -> str:
+    """(g) The camera goes away and comes back; the reader attached to SharpCam never starves."""
+    vcam = vcam_start("vcam-hot-plug")
+    capture = None
+    try:
+        capture, frame = open_reader(vcam)
+        check_sharpened(frame)
+        stop_fakecam(FAKECAMS.pop())
+        gone = time.monotonic()
+        during = 0
+        while time.monotonic() - gone < 6.0:  # the camera's silence is noticed within 2 s
+            read_frame(capture)
+            during += 1
+        check("reconnects" in vcam.output(), f"vcam did not notice the camera went away: {vcam.tail()}")
+        check(during >= 20, f"the reader got only {during} frames in the 6 s without a camera")
+        FAKECAMS.append(start_fakecam())
+        back = time.monotonic()
+        while True:
+            try:
+                summary = check_sharpened(read_frame(capture))
+                break
+            except Failed:
+                check(
+                    time.monotonic() - back < OPEN_TIMEOUT,
+                    f"no sharpened frame after the camera came back: {vcam.tail()}",
+                )
+        resumed = time.monotonic() - back
+        capture.release()
+        capture = None
+        vcam.proc.send_signal(signal.SIGTERM)
+        check(vcam.wait(RUN_TIMEOUT) == 0, f"vcam exited badly: {vcam.tail()}")
+        no_traceback(vcam.output(), "vcam start")
+    finally:
+        if capture is not None:
+            capture.release()
+        vcam.stop()
+    return (
+        f"{during} frames reached the reader in the 6 s without a camera; sharpened frames again "
+        f"{resumed:.2f}s after the camera came back (emulated) ({summary})"
+    )
+
+
 def holds(pid: int, device: str) -> bool:
     """Whether process `pid` has `device` open."""
     fds = Path(f"/proc/{pid}/fd")
@@ -551,7 +613,7 @@ def run(results: Results, name: str, scenario: Callable[[], str]) -> None:
 
 
 def main() -> int:
-    results = Results(["no-device", "doctor", "publish", "sigterm-restart", "readers", "on-demand"])
+    results = Results(["no-device", "doctor", "publish", "sigterm-restart", "readers", "on-demand", "hot-plug"])
     say(f"python {sys.version.split()[0]}, OpenCV {cv2.__version__}, kernel {os.uname().release}")
     run(results, "no-device", scenario_no_device)
 
@@ -560,23 +622,19 @@ def main() -> int:
     # The fake webcam is created first although its number is higher (video_nr=20,10): the
     # module's per-device flags are in creation order, not in device-number order.
     load_loopback([(FAKECAM_NR, "FakeWebcam", False), (SHARPCAM_NR, "SharpCam", True)])
-    fakecam = Process("fakecam", [sys.executable, str(Path(__file__).with_name("fakecam.py")), FAKECAM])
     try:
-        fakecam.wait_for_line("fakecam: streaming", OPEN_TIMEOUT)
-        say(fakecam.tail(1))
+        FAKECAMS.append(start_fakecam())
         run(results, "doctor", scenario_doctor)
         run(results, "publish", scenario_publish)
         run(results, "sigterm-restart", scenario_sigterm_restart)
         run(results, "readers", scenario_readers)
         run(results, "on-demand", scenario_on_demand)
+        run(results, "hot-plug", scenario_hot_plug)
     except Failed as exc:
         say(f"the fake webcam did not start: {exc}")
     finally:
-        fakecam.proc.send_signal(signal.SIGTERM)
-        try:
-            fakecam.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            fakecam.stop()
+        for fakecam in FAKECAMS:
+            stop_fakecam(fakecam)
     say(f"all scenarios {'PASSED' if results.ok else 'FAILED'}")
     return 0 if results.ok else 1
 
