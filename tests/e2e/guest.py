@@ -20,6 +20,8 @@ guest that hangs later still reports what finished. Exit code 0 only if every sc
                the size and pixel format it announces, and frames that are the sharpened pattern.
   hot-plug     (g) the fake webcam's writer stops and comes back while a reader stays attached to
                SharpCam: the reader keeps getting frames (stand-ins) and then sharpened ones.
+  browser      (h) headless Chromium (what Google Meet runs in) lists the camera labelled SharpCam
+               and draws its frames, which are the sharpened pattern.
   on-demand    (e) `vcam start --on-demand` with no reader releases the fake webcam; a reader
                that starts streaming gets sharpened frames; an app that only queries the device
                (v4l2-ctl) does not wake it.
@@ -27,6 +29,7 @@ guest that hangs later still reports what finished. Exit code 0 only if every sc
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -38,6 +41,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import chromium
 import cv2
 import numpy as np
 import pattern
@@ -491,6 +495,35 @@ def scenario_readers() -> str:
     return " | ".join(seen)
 
 
+BROWSER_TIMEOUT = 600  # s of guest time for Chromium to start, open the camera and answer
+
+
+def scenario_browser() -> str:
+    """(h) Chromium lists SharpCam by its label and gets the sharpened frames."""
+    page = Path("/tmp/sharpcam-page.html")
+    page.write_text(chromium.PAGE)
+    vcam = vcam_start("vcam-browser")
+    try:
+        capture, _ = open_reader(vcam)  # SharpCam streams (exclusive_caps=1 lists it once written to)
+        capture.release()
+        started = time.monotonic()
+        try:
+            body = chromium.in_chromium(f"file://{page}", "sharpcamFrame()", BROWSER_TIMEOUT)
+        except chromium.BrowserError as exc:
+            raise Failed(str(exc)) from None
+        took = time.monotonic() - started
+        match = re.search(r"LABEL (.*?) PIXELS (\S+) END", body)
+        check(match is not None, f"the page did not report a SharpCam frame: {body[:300]!r}")
+        assert match is not None
+        rgb = np.frombuffer(base64.b64decode(match.group(2)), np.uint8).reshape(pattern.HEIGHT, pattern.WIDTH, 3)
+        summary = check_sharpened(np.ascontiguousarray(rgb[..., ::-1]))
+        vcam.proc.send_signal(signal.SIGTERM)
+        check(vcam.wait(RUN_TIMEOUT) == 0, f"vcam exited badly: {vcam.tail()}")
+    finally:
+        vcam.stop()
+    return f"Chromium listed {match.group(1)!r} and drew its frame ({summary}); {took:.0f}s in the emulated guest"
+
+
 def start_fakecam() -> Process:
     fakecam = Process("fakecam", [sys.executable, str(Path(__file__).with_name("fakecam.py")), FAKECAM])
     fakecam.wait_for_line("fakecam: streaming", OPEN_TIMEOUT)
@@ -613,7 +646,8 @@ def run(results: Results, name: str, scenario: Callable[[], str]) -> None:
 
 
 def main() -> int:
-    results = Results(["no-device", "doctor", "publish", "sigterm-restart", "readers", "on-demand", "hot-plug"])
+    names = ["no-device", "doctor", "publish", "sigterm-restart", "readers", "browser", "on-demand", "hot-plug"]
+    results = Results(names)
     say(f"python {sys.version.split()[0]}, OpenCV {cv2.__version__}, kernel {os.uname().release}")
     run(results, "no-device", scenario_no_device)
 
@@ -628,6 +662,7 @@ def main() -> int:
         run(results, "publish", scenario_publish)
         run(results, "sigterm-restart", scenario_sigterm_restart)
         run(results, "readers", scenario_readers)
+        run(results, "browser", scenario_browser)
         run(results, "on-demand", scenario_on_demand)
         run(results, "hot-plug", scenario_hot_plug)
     except Failed as exc:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the e2e test needs (see tests/e2e/README.md): QEMU, a stock Debian kernel with
 # its headers, v4l2loopback built for that kernel by dkms (0.12.7 on Debian 12), v4l-utils for
-# v4l2-ctl, ffmpeg and GStreamer (the guest's readers; its root is this machine's), a static
+# v4l2-ctl, ffmpeg, GStreamer and Chromium (the guest's readers; its root is this machine's), a static
 # busybox for its initramfs; then the source of the newer driver generation, Debian 13's
 # v4l2loopback-dkms (0.15), downloaded but not installed: run.sh --driver 0.15 builds it for the
 # guest kernel. Skips apt when everything is already there.
@@ -9,7 +9,7 @@ set -euo pipefail
 
 PACKAGES=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 v4l2loopback-dkms v4l-utils
           ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-          busybox-static)
+          chromium busybox-static)
 
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -7,7 +7,7 @@
 # usage: run.sh [--driver 0.12|0.15]   the v4l2loopback generation to test (default 0.12: Debian
 #        12's dkms build; 0.15: Debian 13's source, fetched by install-deps.sh, built here)
 #
-# Environment: E2E_BOOT_TIMEOUT (s, default 480) bounds the whole boot; E2E_KEEP=1 keeps the
+# Environment: E2E_BOOT_TIMEOUT (s, default 720) bounds the whole boot; E2E_KEEP=1 keeps the
 # work folder; E2E_VERBOSE=1 prints the console log even on success; E2E_BUILD_MODULE=1 builds
 # v4l2loopback from source even when dkms built it; E2E_SCRIPT runs another guest script (for
 # debugging the harness); PYTHON overrides the interpreter (default .venv/bin/python).
@@ -25,7 +25,7 @@ case $driver in 0.12|0.15) ;; *) echo "e2e: --driver must be 0.12 or 0.15 (got $
 cd "$(dirname "$0")/../.."
 repo=$PWD
 python=${PYTHON:-$repo/.venv/bin/python}
-boot_timeout=${E2E_BOOT_TIMEOUT:-480}
+boot_timeout=${E2E_BOOT_TIMEOUT:-720}
 started=$SECONDS
 
 say() { echo "e2e: $*"; }

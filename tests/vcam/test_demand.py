@@ -52,40 +52,39 @@ def test_holders_are_the_other_processes_with_the_device_open(device: Path) -> N
     assert holders(device) == set()
 
 
-@pytest.mark.slow
-def test_a_reader_wakes_the_camera_and_its_absence_releases_it(device: Path, monkeypatch) -> None:
-    monkeypatch.setattr(demand, "LINGER_S", 0.6)
+@pytest.fixture
+def idle(device: Path, monkeypatch: pytest.MonkeyPatch):
+    """A watch on `device` that has already let the camera go (nobody reads), and its switch."""
+    monkeypatch.setattr(demand, "LINGER_S", 0.5)
     switch = Switch()
     watch = DemandWatch(device, switch)
-    try:
-        assert switch.changed.wait(3.0) and switch.calls == [(False, switch.calls[0][1])]  # nobody reads
-        switch.changed.clear()
-        proc = reader(device, 3)
-        assert proc.stdout.readline().strip() == "open"
-        opened = time.monotonic()
-        assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
-        assert switch.calls[-1][1] - opened < 0.5  # inotify + the grace period, not a polling interval
-        assert watch.readers == 1 and watch.pids == {proc.pid} and watch.counted_by == "open files"
-        switch.changed.clear()
-        proc.wait()
-        assert switch.changed.wait(3.0) and switch.calls[-1][0] is False  # released after the linger
-    finally:
-        watch.close()
+    assert switch.changed.wait(3.0) and [wanted for wanted, _ in switch.calls] == [False]
+    switch.changed.clear()
+    yield watch, switch
+    watch.close()
 
 
 @pytest.mark.slow
-def test_an_app_that_only_lists_the_device_does_not_wake_the_camera(device: Path, monkeypatch) -> None:
-    monkeypatch.setattr(demand, "LINGER_S", 0.3)
-    switch = Switch()
-    watch = DemandWatch(device, switch)
-    try:
-        assert switch.changed.wait(3.0) and switch.calls[-1][0] is False
-        code = "import sys\nfor _ in range(5): open(sys.argv[1], 'rb').close()"
-        subprocess.run([sys.executable, "-c", code, str(device)], check=True)  # opens and closes at once
-        time.sleep(0.5)
-        assert [wanted for wanted, _ in switch.calls] == [False]
-    finally:
-        watch.close()
+def test_a_reader_wakes_the_camera_and_its_absence_releases_it(device: Path, idle) -> None:
+    watch, switch = idle
+    proc = reader(device, 3)
+    assert proc.stdout.readline().strip() == "open"
+    opened = time.monotonic()
+    assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
+    assert switch.calls[-1][1] - opened < 0.5  # inotify + the grace period, not a polling interval
+    assert watch.readers == 1 and watch.pids == {proc.pid} and watch.counted_by == "open files"
+    switch.changed.clear()
+    proc.wait()
+    assert switch.changed.wait(3.0) and switch.calls[-1][0] is False  # released after the linger
+
+
+@pytest.mark.slow
+def test_an_app_that_only_lists_the_device_does_not_wake_the_camera(device: Path, idle) -> None:
+    _, switch = idle
+    code = "import sys\nfor _ in range(5): open(sys.argv[1], 'rb').close()"
+    subprocess.run([sys.executable, "-c", code, str(device)], check=True)  # opens and closes at once
+    time.sleep(0.5)
+    assert [wanted for wanted, _ in switch.calls] == [False]
 
 
 def test_a_path_that_is_no_v4l2loopback_device_has_no_usage_events(device: Path, tmp_path: Path) -> None:
