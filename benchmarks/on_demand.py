@@ -14,7 +14,6 @@ webcam adds its own start-up time.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pyvirtualcam
+import report as report_files
 from paths import ROOT
 from soak import write_clip
 
@@ -88,7 +88,6 @@ def main() -> None:
         "readers_counted_by": "open files (/proc + inotify)",
     }
     out = ROOT / "benchmarks" / f"on-demand-{cpu_info().slug}"
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"CPU: {report['cpu']}.",
         "",
@@ -103,8 +102,7 @@ def main() -> None:
         f"| reader opens -> first sharpened frame, median of {len(resume_ms)} (max) "
         f"| {report['resume_ms_median']} ms ({report['resume_ms_max']} ms) | <= 300 ms |",
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report_files.write(out, report, lines)
 
 
 if __name__ == "__main__":

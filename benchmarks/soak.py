@@ -8,13 +8,13 @@ Writes benchmarks/soak-<cpu class>.md and .json. The camera is a 30 fps MJPG fil
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 import cv2
+import report as report_files
 from paths import ROOT
 
 from vcam.bench import synthetic_scene
@@ -49,7 +49,6 @@ def main() -> None:
     report = asdict(result) | {"date": time.strftime("%Y-%m-%d %H:%M"), "limits": LIMITS, "passed": ok}
     slug = cpu_info().slug
     out = ROOT / "benchmarks" / f"soak-{slug}"
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         f"CPU: {result.cpu}.",
         "",
@@ -74,8 +73,7 @@ def main() -> None:
         f"- {stage}: {result.stages_p95_first_ms[stage]} -> {result.stages_p95_last_ms[stage]}"
         for stage in result.stages_p95_first_ms
     ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    report_files.write(out, report, lines)
 
 
 if __name__ == "__main__":

@@ -168,6 +168,7 @@ class DemandWatch:
         self.pids: set[int] = set()
         """The reading processes, where they are found through /proc (not with driver events)."""
         self.active = True  # the camera is open when the watch starts
+        self._last_reader = time.monotonic()
         self._target = target
         self._stop = threading.Event()
         self._events = UsageEvents(device)
@@ -177,8 +178,20 @@ class DemandWatch:
         self._thread = threading.Thread(target=run, name="vcam-demand", daemon=True)
         self._thread.start()
 
+    def _decide(self) -> None:
+        """Wake the camera for a reader, release it `LINGER_S` after the last one left."""
+        now = time.monotonic()
+        if self.readers:
+            self._last_reader = now
+            if not self.active:
+                self.active = True
+                log.info("%d reader(s) of %s (counted by %s)", self.readers, self.device, self.counted_by)
+                self._target.set_demand(True)
+        elif self.active and now - self._last_reader >= LINGER_S:
+            self.active = False
+            self._target.set_demand(False)
+
     def _run(self) -> None:
-        last_reader = time.monotonic()
         try:
             while not self._stop.is_set():
                 idle_rescan = RESCAN_S[0] if self._opens.watching else RESCAN_S[1]
@@ -187,36 +200,17 @@ class DemandWatch:
                     self._stop.wait(GRACE_S)  # an enumeration has closed the device by now
                 self.pids = holders(self.device)
                 self.readers = len(self.pids)
-                now = time.monotonic()
-                if self.readers:
-                    last_reader = now
-                    if not self.active:
-                        self.active = True
-                        log.info("reader(s) %s opened %s (counted by open files)", sorted(self.pids), self.device)
-                        self._target.set_demand(True)
-                elif self.active and now - last_reader >= LINGER_S:
-                    self.active = False
-                    self._target.set_demand(False)
+                self._decide()
         finally:
             self._opens.close()
 
     def _run_events(self) -> None:
         """Readers as the driver counts them."""
-        last_reader = time.monotonic()
         try:
             while not self._stop.is_set():
                 news = self._events.wait(0.5)
                 self.readers = self.readers if news is None else news
-                now = time.monotonic()
-                if self.readers:
-                    last_reader = now
-                    if not self.active:
-                        self.active = True
-                        log.info("a reader streams from %s (counted by driver events)", self.device)
-                        self._target.set_demand(True)
-                elif self.active and now - last_reader >= LINGER_S:
-                    self.active = False
-                    self._target.set_demand(False)
+                self._decide()
         finally:
             self._events.close()
             self._opens.close()
