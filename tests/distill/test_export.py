@@ -250,18 +250,8 @@ def test_qat_keeps_the_student_and_its_int8_export_close(checkpoints, tmp_path):
     passes the overflow check and still computes the float network's picture."""
     tmp, _, student = checkpoints
     cfg = tiny_config(tmp)
-    qcfg = QatConfig(
-        train_dir=cfg.train_dir,
-        val_dir=cfg.val_dir,
-        calib_dir=cfg.train_dir,
-        cache=cfg.cache,
-        crop=32,
-        pool=32,
-        batch=4,
-        steps=30,
-        lr=1e-4,
-        calib_images=4,
-    )
+    sizes = {k: getattr(cfg, k) for k in ("train_dir", "val_dir", "cache", "crop", "pool", "batch")}
+    qcfg = QatConfig(**sizes, calib_dir=cfg.train_dir, steps=30, lr=1e-4, calib_images=4)
     scores = finetune(student, tmp_path / "q.pt", qcfg)
     assert set(scores) == {"float", "int8_before", "int8_after"}
     assert abs(scores["int8_after"] - scores["float"]) < 1.0  # a tiny fine-tune does not wreck it
