@@ -22,7 +22,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from vcam.camera import CameraSource, SourceEnded
+from vcam.camera import CameraSource
 from vcam.demand import DemandWatch
 from vcam.errors import SourceError
 
@@ -81,8 +81,6 @@ class SupervisedSource:
         if inner is not None and state == "live":
             try:
                 item = inner.read(timeout)
-            except SourceEnded:
-                raise
             except SourceError as exc:
                 log.warning("%s — publishing the last picture while it reconnects", exc)
                 self._lose("reconnecting")
