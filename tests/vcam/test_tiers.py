@@ -4,6 +4,7 @@ frame budget as measured on this machine (cached), and a run steps down when fra
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from vcam.pipeline import Pipeline
 from vcam.sharpener import OnnxSharpener
 from vcam.sinks import NullSink
 from vcam.temporal import TemporalFilter
-from vcam.tiers import TIERS, StepDown, choose, cost, tier_path
+from vcam.tiers import TIERS, StepDown, choose, cost, measure, tier_path
 
 
 def test_every_tier_is_a_shipped_int8_model_lighter_to_heavier() -> None:
@@ -43,17 +44,27 @@ def test_the_choice_is_the_largest_tier_that_fits_and_is_measured_once(tmp_path:
     hopeless = choose(64, 48, 1e6, cache=cache)  # a microsecond per frame: nothing fits
     assert hopeless.tier == "fast" and "does not fit" in hopeless.reason
     known = json.loads(cache.read_text())
-    assert len(known) == len(TIERS) and all(v["wall_ms"] > 0 and v["cpu_ms"] > 0 for v in known.values())
+    assert len(known) == 1 + len(TIERS)  # costs are kept per rate: hq at 30 fps stays
+    assert all(v["wall_ms"] > 0 and v["cpu_ms"] > 0 for v in known.values())
     choose(64, 48, 1e6, cache=cache)
     assert json.loads(cache.read_text()) == known  # cached: not measured again
 
 
-def test_costs_are_kept_per_model_and_frame_size(tmp_path: Path, sharpen_model: Path) -> None:
+def test_costs_are_kept_per_model_frame_size_and_rate(tmp_path: Path, sharpen_model: Path) -> None:
     cache = tmp_path / "calibration.json"
-    small = cost(sharpen_model, 64, 48, cache=cache)
-    large = cost(sharpen_model, 320, 240, cache=cache)
-    assert len(json.loads(cache.read_text())) == 2
+    small = cost(sharpen_model, 64, 48, 30, cache=cache)
+    large = cost(sharpen_model, 320, 240, 30, cache=cache)
+    cost(sharpen_model, 320, 240, 15, cache=cache)
+    assert len(json.loads(cache.read_text())) == 3
     assert large.wall_ms > small.wall_ms  # 25x the pixels
+
+
+def test_calibration_calls_the_model_once_per_frame_period(sharpen_model: Path) -> None:
+    """Paced like a camera, so the CPU ONNX Runtime's workers spend between frames is counted."""
+    start = time.perf_counter()
+    measured = measure(sharpen_model, 64, 48, fps=20, runs=4)
+    assert time.perf_counter() - start >= 4 / 20
+    assert measured.wall_ms < 1000 / 20 and measured.cpu_ms > 0
 
 
 def test_step_down_after_whole_seconds_of_drops() -> None:
