@@ -8,11 +8,12 @@ down to 1/8. Deblurring needs a large receptive field; the U-Net buys it at a fr
 FLOPs of a flat network, which is what lets it train on a laptop CPU.
 
 Student: designed for ONNX Runtime on a 2-core CPU. It works at 1/4 resolution (pixel-unshuffle
-by 4, exported as SpaceToDepth/DepthToSpace), on luma only: the predicted luma residual is added
-to R, G and B alike, which changes Y and leaves the chroma (B−Y, R−Y) of the input untouched —
-the public RGB contract for the cost of one channel instead of three. Its blocks are
-re-parameterisable (3×3 + 1×1 + identity branches while training, folded into one 3×3 conv for
-export).
+by 4, exported as SpaceToDepth/DepthToSpace; `scale=2` works at 1/2, four times the positions
+at the same cost per position, which the architecture search weighs), on luma only: the
+predicted luma residual is added to R, G and B alike, which changes Y and leaves the chroma
+(B−Y, R−Y) of the input untouched — the public RGB contract for the cost of one channel instead
+of three. Its blocks are re-parameterisable (3×3 + 1×1 + identity branches while training,
+folded into one 3×3 conv for export).
 """
 
 from __future__ import annotations
@@ -39,8 +40,11 @@ class TeacherConfig:
 class StudentConfig:
     channels: int = 32
     blocks: int = 2  # the shipped default: validated highest of 1-4 blocks (weights/README.md)
+    scale: int = 4  # pixel-unshuffle factor: the network runs at 1/scale resolution
 
-    size_multiple = 4  # pixel-unshuffle ×4
+    @property
+    def size_multiple(self) -> int:
+        return self.scale
 
 
 class ResBlock(nn.Module):
@@ -134,12 +138,14 @@ class RepBlock(nn.Module):
 class Student(nn.Module):
     def __init__(self, cfg: StudentConfig = StudentConfig()):
         super().__init__()
+        if cfg.scale not in (2, 4):
+            raise ValueError(f"scale must be 2 or 4, not {cfg.scale}")
         self.cfg = cfg
-        c = cfg.channels
+        c, packed = cfg.channels, cfg.scale**2
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
-        self.head = nn.Conv2d(16, c, 3, padding=1)
+        self.head = nn.Conv2d(packed, c, 3, padding=1)
         self.body = nn.ModuleList(RepBlock(c) for _ in range(cfg.blocks))
-        self.tail = nn.Conv2d(c, 16, 3, padding=1)
+        self.tail = nn.Conv2d(c, packed, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
@@ -161,34 +167,48 @@ class Student(nn.Module):
 
         The whole network lives here, so it can be exported on its own: the runtime's fast
         `luma8` model form takes the frame's luma and returns this residual."""
-        h = F.relu(self.head(F.pixel_unshuffle(y, 4)))
+        h = F.relu(self.head(F.pixel_unshuffle(y, self.cfg.scale)))
         feat = h
         for i, block in enumerate(self.body):
             h = block(h)
             if i == (len(self.body) - 1) // 2:
                 feat = h
-        return F.pixel_shuffle(self.tail(h), 4), feat
+        return F.pixel_shuffle(self.tail(h), self.cfg.scale), feat
 
     def fold(self) -> None:
         for block in self.body:
             block.fold()
 
 
-def build(kind: str, **overrides: Any) -> nn.Module:
-    """A model from its kind ('teacher' or 'student') and config overrides (as in checkpoints)."""
+def config(kind: str, **overrides: Any) -> TeacherConfig | StudentConfig:
+    """A model's config from its kind ('teacher' or 'student') and overrides (as in checkpoints)."""
     if kind == "teacher":
         if "blocks" in overrides:
             overrides["blocks"] = tuple(overrides["blocks"])
-        return Teacher(TeacherConfig(**overrides))
+        return TeacherConfig(**overrides)
     if kind == "student":
-        return Student(StudentConfig(**overrides))
+        return StudentConfig(**overrides)
     raise ValueError(f"unknown model kind {kind!r} (expected 'teacher' or 'student')")
+
+
+def build(kind: str, **overrides: Any) -> nn.Module:
+    """A model from its kind and config overrides."""
+    cfg = config(kind, **overrides)
+    return Teacher(cfg) if isinstance(cfg, TeacherConfig) else Student(cfg)
 
 
 def describe(model: nn.Module) -> dict[str, Any]:
     """Kind + config, enough to rebuild the model with `build` (stored in checkpoints and ONNX)."""
     kind = "teacher" if isinstance(model, Teacher) else "student"
     return {"kind": kind, **asdict(model.cfg)}
+
+
+def canonical(arch: dict[str, Any]) -> dict[str, Any]:
+    """A stored architecture as `describe` writes it now: fields added to a config since the
+    checkpoint was written (a student's `scale`) take their defaults, which is what it was."""
+    overrides = dict(arch)
+    kind = overrides.pop("kind", "")
+    return {"kind": kind, **asdict(config(kind, **overrides))}
 
 
 def macs(model: nn.Module, height: int = 720, width: int = 1280) -> int:

@@ -81,12 +81,12 @@ class QuantizedStudent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = fake_quant(F.conv2d(x, self.luma), 1 / 255)
-        h = F.pixel_unshuffle(y, 4)
+        h = F.pixel_unshuffle(y, self.cfg.scale)
         for conv, scale in zip(_relu_convs(self.net), self.scales):
             h = fake_quant(F.relu(F.conv2d(h, fake_quant_weight(conv.weight), conv.bias, padding=1)), scale)
         tail = self.net.tail
         r = fake_quant(F.conv2d(h, fake_quant_weight(tail.weight), tail.bias, padding=1), 1 / 255, 128)
-        return x + F.pixel_shuffle(r, 4)
+        return x + F.pixel_shuffle(r, self.cfg.scale)
 
 
 @torch.no_grad()
@@ -98,7 +98,7 @@ def activation_scales(student: Student, images: list[np.ndarray]) -> list[float]
     for img in images:
         h, w = img.shape[0] // m * m, img.shape[1] // m * m
         x = to_tensor_batch(img[None, :h, :w])
-        a = F.pixel_unshuffle(F.conv2d(x, student.luma).mul(255).round().div(255), 4)
+        a = F.pixel_unshuffle(F.conv2d(x, student.luma).mul(255).round().div(255), student.cfg.scale)
         for i, conv in enumerate(_relu_convs(student)):
             a = F.relu(conv(a))
             peaks[i] = max(peaks[i], float(a.max()))

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from distill.data import Pool, benchmark_set, image_paths, make_pool, to_tensor_batch, write_atomically
 from distill.metrics import psnr
-from distill.models import build, describe
+from distill.models import Student, build, canonical, describe
 from vcam.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,13 @@ def model_from_checkpoint(path: str | Path, averaged: bool = True) -> nn.Module:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TrainingError(f"{path} holds an architecture or weights this version cannot build ({first})") from None
     return model.eval()
+
+
+def _canonical_or_none(arch: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return canonical(arch)
+    except (TypeError, ValueError):  # fields or a kind this version does not know: no match
+        return None
 
 
 def _file_digest(path: str | Path) -> str:
@@ -249,6 +256,11 @@ def train(cfg: TrainConfig) -> Path:
         model = build(cfg.kind, **cfg.model).to(device)
     except (TypeError, ValueError) as e:
         raise TrainingError(f"--kind {cfg.kind} --model {json.dumps(cfg.model)}: {e}") from None
+    if cfg.teacher and cfg.w_feat > 0 and isinstance(model, Student) and model.cfg.scale != 4:
+        raise TrainingError(
+            f"--w-feat mimics the teacher's 1/4-resolution features, and a scale-{model.cfg.scale} student's "
+            "are at another resolution; pass --w-feat 0"
+        )
     for option, path in (("--teacher", cfg.teacher), ("--init", cfg.init)):
         if path and not Path(path).is_file():
             raise TrainingError(f"{option} {path} does not exist; pass a checkpoint written by `distill train`")
@@ -284,7 +296,7 @@ def train(cfg: TrainConfig) -> Path:
     last = out / "last.pt"
     source = last if last.exists() else Path(cfg.init) if cfg.init else None
     ckpt = load_checkpoint(source, device) if source else {}
-    if source and ckpt["arch"] != describe(model):
+    if source and _canonical_or_none(ckpt["arch"]) != describe(model):
         fix = (
             "pass a new --out or the matching --model options"
             if source == last

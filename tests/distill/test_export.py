@@ -268,6 +268,27 @@ def test_qat_keeps_the_student_and_its_int8_export_close(checkpoints, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_half_resolution_student_exports_in_2x2_blocks_and_fine_tunes(checkpoints, tmp_path):
+    """scale=2 runs through the same export, INT8 check, runtime and QAT as the shipped scale 4."""
+    tmp, _, _ = checkpoints
+    cfg = tiny_config(tmp, kind="student", model={"channels": 8, "blocks": 1, "scale": 2}, steps=10, out=str(tmp_path))
+    student = train(cfg)
+    sizes = {k: getattr(cfg, k) for k in ("train_dir", "val_dir", "cache", "crop", "pool", "batch")}
+    finetune(student, tmp_path / "q.pt", QatConfig(**sizes, calib_dir=cfg.train_dir, steps=5, calib_images=4))
+    fp32, int8 = tmp_path / "s.onnx", tmp_path / "s8.onnx"
+    assert export_onnx(tmp_path / "q.pt", fp32, "half", 1)["max_abs_diff"] < 1e-4
+    rng = np.random.default_rng(1)
+    quantize_luma8(tmp_path / "q.pt", fp32, int8, [(rng.random((32, 40, 3)) * 255).astype(np.uint8) for _ in range(4)])
+    proto = onnx.load(str(int8))
+    assert proto.graph.input[0].type.tensor_type.shape.dim[1].dim_value == 4  # 2x2 blocks of one luma
+    assert int16_overflows(proto) == []
+    meta = OnnxSharpener(int8).metadata
+    assert meta["vcam.luma8_block"] == "2" and meta["vcam.size_multiple"] == "2"
+    img = (np.random.default_rng(2).random((45, 67, 3)) * 255).astype(np.uint8)
+    assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
+
+
+@pytest.mark.slow
 def test_unfold_is_the_inverse_of_fold(checkpoints):
     _, _, student = checkpoints
     folded = model_from_checkpoint(student)

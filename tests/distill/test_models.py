@@ -1,8 +1,9 @@
+import pytest
 import torch
 from support.distill_fixtures import TINY_STUDENT, TINY_TEACHER
 from torch import nn
 
-from distill.models import Student, StudentConfig, Teacher, TeacherConfig, build, describe
+from distill.models import Student, StudentConfig, Teacher, TeacherConfig, build, canonical, describe
 
 
 def test_untrained_networks_are_the_identity():
@@ -21,9 +22,10 @@ def test_feature_maps_align_for_mimicry():
     assert adapter(fs).shape == ft.shape
 
 
-def test_fold_keeps_the_function():
+@pytest.mark.parametrize("scale", [2, 4])
+def test_fold_keeps_the_function(scale):
     torch.manual_seed(0)
-    student = Student(StudentConfig(channels=16, blocks=3))
+    student = Student(StudentConfig(channels=16, blocks=3, scale=scale))
     for p in student.parameters():
         nn.init.normal_(p, std=0.05)
     x = torch.rand(1, 3, 36, 28)
@@ -33,9 +35,10 @@ def test_fold_keeps_the_function():
     assert torch.allclose(student(x), before, atol=1e-5)
 
 
-def test_student_changes_luma_only():
+@pytest.mark.parametrize("scale", [2, 4])
+def test_student_changes_luma_only(scale):
     torch.manual_seed(0)
-    student = Student(StudentConfig(channels=16, blocks=2))
+    student = Student(StudentConfig(channels=16, blocks=2, scale=scale))
     nn.init.normal_(student.tail.weight, std=0.1)
     x = torch.rand(1, 3, 16, 16)
     delta = student(x) - x
@@ -46,7 +49,21 @@ def test_student_changes_luma_only():
 
 
 def test_describe_round_trips():
-    for model in (build("teacher", **TINY_TEACHER), build("student", **TINY_STUDENT)):
+    models = (build("teacher", **TINY_TEACHER), build("student", **TINY_STUDENT), build("student", scale=2))
+    for model in models:
         arch = describe(model)
         again = build(arch.pop("kind"), **arch)
-        assert describe(again) == describe(model)
+        assert describe(again) == describe(model) == canonical(describe(model))
+
+
+def test_a_half_resolution_student_packs_2x2_blocks():
+    student = Student(StudentConfig(channels=8, blocks=1, scale=2))
+    assert student.head.in_channels == student.tail.out_channels == 4 and student.cfg.size_multiple == 2
+    assert student(torch.rand(1, 3, 18, 22)).shape == (1, 3, 18, 22)  # a multiple of 2, not of 4
+    with pytest.raises(ValueError, match="scale must be 2 or 4, not 3"):
+        Student(StudentConfig(scale=3))
+
+
+def test_an_architecture_stored_before_a_field_existed_reads_with_its_default():
+    stored = {"kind": "student", "channels": 24, "blocks": 1}  # what student-fast.pt (version 1) holds
+    assert canonical(stored) == describe(build("student", channels=24, blocks=1, scale=4))

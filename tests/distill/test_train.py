@@ -99,6 +99,26 @@ def test_resume_continues_the_step_count(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_checkpoint_from_before_the_students_scale_option_resumes(tmp_path):
+    """Checkpoints written before `scale` existed lack the field; they hold a scale-4 student."""
+    cfg = tiny_config(tmp_path, kind="student", model=dict(TINY_STUDENT), steps=5)
+    last = train(cfg)
+    ckpt = load_checkpoint(last)
+    assert ckpt["arch"].pop("scale") == 4
+    torch.save(ckpt, last)
+    assert load_checkpoint(train(replace(cfg, steps=8)))["step"] == 8
+    with pytest.raises(TrainingError, match="new --out"):
+        train(replace(cfg, model=dict(TINY_STUDENT, scale=2), steps=10))
+
+
+def test_feature_mimicry_needs_a_student_at_the_teachers_feature_resolution(tmp_path):
+    cfg = tiny_config(tmp_path, kind="student", model=dict(TINY_STUDENT, scale=2), teacher=str(tmp_path / "t.pt"))
+    with pytest.raises(TrainingError, match="scale-2 student's are at another resolution; pass --w-feat 0"):
+        train(cfg)
+    assert not (Path(cfg.out) / "last.pt").exists()
+
+
+@pytest.mark.slow
 def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     cfg = tiny_config(tmp_path, steps=5)
     train(cfg)
