@@ -71,10 +71,12 @@ def load_images(folder: str | Path, min_size: int = 0) -> list[np.ndarray]:
 
 @dataclass
 class Pool:
-    """N crops as uint8 NHWC BGR arrays: the degraded network input and the clean target."""
+    """N crops as uint8 NHWC BGR arrays: the degraded network input and the clean target, and
+    `key`, which names what went into them (what caches derived from the pool are keyed by)."""
 
     degraded: np.ndarray
     clean: np.ndarray
+    key: str
 
     def __len__(self) -> int:
         return len(self.clean)
@@ -93,12 +95,13 @@ def _random_crop(img: np.ndarray, crop: int, rng: np.random.Generator) -> np.nda
 def make_pool(folder: str | Path, size: int, crop: int, seed: int, cache_dir: str | Path | None = None) -> Pool:
     """Random crops (with flips/rotations) of the folder's images, each degraded by its own
     seeded chain. Identical arguments give an identical pool, so it is cached on disk."""
-    paths = image_paths(folder)
-    key = hashlib.sha1(repr((sorted(str(p) for p in paths), size, crop, seed)).encode()).hexdigest()[:12]
+    # Resolved paths: the same folder however it is spelled, two folders never alike.
+    paths = sorted(str(p.resolve()) for p in image_paths(folder))
+    key = hashlib.sha1(repr((paths, size, crop, seed)).encode()).hexdigest()[:12]
     cache = Path(cache_dir) / f"pool-{key}.npz" if cache_dir else None
     if cache and cache.exists():
         with np.load(cache) as z:
-            return Pool(z["degraded"], z["clean"])
+            return Pool(z["degraded"], z["clean"], key)
     images = load_images(folder, min_size=crop)
     rng = np.random.default_rng(seed)
     clean = np.empty((size, crop, crop, 3), np.uint8)
@@ -108,7 +111,7 @@ def make_pool(folder: str | Path, size: int, crop: int, seed: int, cache_dir: st
         degraded[i] = degrade(clean[i], rng)
     if cache:
         write_atomically(cache, lambda tmp: np.savez(tmp, degraded=degraded, clean=clean))
-    return Pool(degraded, clean)
+    return Pool(degraded, clean, key)
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> None:

@@ -286,8 +286,8 @@ def train(cfg: TrainConfig) -> Path:
         teacher = model_from_checkpoint(cfg.teacher)
         if cfg.w_feat > 0:
             adapter = nn.Conv2d(model.feature_channels, teacher.feature_channels, 1).to(device)
-        key = f"{_file_digest(cfg.teacher)}-{cfg.pool}-{cfg.crop}-{cfg.seed}"
-        t_out, t_feat = teacher_targets(teacher, pool, cache / f"teacher-{key}.pt")
+        # The teacher and the pool's own key: another data folder gives another pool of this size
+        t_out, t_feat = teacher_targets(teacher, pool, cache / f"teacher-{_file_digest(cfg.teacher)}-{pool.key}.pt")
         del teacher
     trainee = Trainee(model, adapter)
 

@@ -149,6 +149,29 @@ def test_bad_data_folders(tmp_path):
         make_pool(small, 4, 32, 0)
 
 
+def test_a_pool_is_cached_by_its_images_whatever_the_folder_is_called(tmp_path, monkeypatch):
+    a, b = write_images(tmp_path / "a", 2), write_images(tmp_path / "b", 2, seed=5)
+    cache = tmp_path / "cache"
+    first = make_pool(a, 4, 32, 0, cache)
+    monkeypatch.chdir(tmp_path / "b")
+    assert make_pool("../a", 4, 32, 0, cache).key == first.key  # the same folder: a cache hit
+    assert len(list(cache.glob("pool-*.npz"))) == 1
+    other = make_pool(b, 4, 32, 0, cache)  # same size, crop and seed, other images
+    assert other.key != first.key and not np.array_equal(other.clean, first.clean)
+
+
+@pytest.mark.slow
+def test_teacher_targets_are_computed_for_each_pool(tmp_path):
+    """Cached teacher outputs belong to one pool: a student trained on other images with a
+    pool of the same size gets the teacher's outputs for those images."""
+    teacher = train(tiny_config(tmp_path, steps=5, out=str(tmp_path / "teacher")))
+    cfg = tiny_config(tmp_path, kind="student", model=dict(TINY_STUDENT), steps=2, teacher=str(teacher))
+    train(replace(cfg, out=str(tmp_path / "s1")))
+    write_images(tmp_path / "other", 4, seed=7)
+    train(replace(cfg, out=str(tmp_path / "s2"), train_dir=str(tmp_path / "other")))
+    assert len(list((tmp_path / "cache").glob("teacher-*.pt"))) == 2
+
+
 def test_corrupt_images_are_skipped_and_counted(tmp_path, caplog):
     folder = write_images(tmp_path / "mixed", 3)
     (folder / "broken.png").write_bytes(b"not a png")
