@@ -10,7 +10,10 @@ degradation (a random webcam chain per image), with the second degradation famil
 trains on (`distill.unseen`), and with one strong defocus (Gaussian sigma 1.2, then JPEG quality
 70), the case where a small receptive field shows. Writes benchmarks/student_arch.{md,json}.
 
-    python benchmarks/student_arch.py --teacher runs/teacher/best.pt --steps 4000
+    python benchmarks/student_arch.py --teacher runs/teacher/best.pt --steps 4000 --work runs/arch-budgets \
+        --out benchmarks/student_arch_budgets
+    python benchmarks/student_arch.py --teacher runs/teacher/best.pt --work runs/arch-budgets \
+        --out benchmarks/student_arch_budgets --retime    # times again, on a quiet machine
     python benchmarks/student_arch.py --teacher weights/teacher.pt --steps 15000 --w-feat 0.1 \
         --candidates 32x1,32x2,32x3,32x4,24x3 --work runs/arch15k --out benchmarks/student_arch_15k
 """
@@ -40,6 +43,13 @@ from vcam.sharpener import OnnxSharpener
 # Pairs of equal MAC budgets per 720p frame: the fast tier's (~0.9 GMAC) and the default's (~1.6),
 # each as one wide layer, a deeper narrower stack, and the same budget at 1/2 resolution.
 CANDIDATES = "24x1,20x3,16x1s2,12x2s2,32x2,24x4,24x1s2,12x4s2"
+
+
+def timings(work: Path, frame: np.ndarray, runs: int) -> dict[str, float]:
+    """A candidate's exported fp32 and INT8 models timed on `frame`, and CAS in the same process."""
+    fp32, int8 = work / "student.onnx", work / "student-int8.onnx"
+    cas_ms = median_ms(lambda: cas(frame), runs)
+    return {"ms_fp32": sharpener_ms(fp32, frame, runs), "ms_int8": sharpener_ms(int8, frame, runs), "cas_ms": cas_ms}
 
 
 def parse_candidate(text: str) -> dict[str, int]:
@@ -83,7 +93,19 @@ def write_report(args: argparse.Namespace, rows: list[dict], inputs: dict[str, f
     out = Path(args.out)
     cpu = cpu_info()
     out.with_suffix(".json").write_text(
-        json.dumps({"steps": args.steps, "cpu": cpu.as_dict(), **inputs, "w_feat": args.w_feat, "rows": rows}, indent=2)
+        json.dumps(
+            {
+                "steps": args.steps,
+                "teacher": args.teacher,
+                "val_dir": args.val_dir,
+                "w_feat": args.w_feat,
+                "retimed": args.retime,
+                "cpu": cpu.as_dict(),
+                **inputs,
+                "rows": rows,
+            },
+            indent=2,
+        )
         + "\n"
     )
     kd = "output-level KD" if not args.w_feat else f"output KD + feature mimicry (weight {args.w_feat})"
@@ -94,7 +116,9 @@ def write_report(args: argparse.Namespace, rows: list[dict], inputs: dict[str, f
         f"(degraded input {inputs['input_psnr']:.2f} dB). Second family: the same images under `distill/unseen.py` "
         f"(never trained on; input {inputs['unseen_input_psnr']:.2f} dB), gains in fp32 and INT8, and the share of "
         "the validation gain kept there. Times: median of "
-        f"{args.runs} runs on one 1280×720 frame, ONNX Runtime CPU, its default threads (one per core), through "
+        f"{args.runs} runs on one 1280×720 frame"
+        + (", taken again on a quiet machine after training (`--retime`)" if args.retime else " (beside the training)")
+        + ", ONNX Runtime CPU, its default threads (one per core), through "
         "the runtime's OnnxSharpener (its conversions included; INT8 = the luma8 form, post-training "
         "quantisation without QAT); CAS on the same frame in the same process for scale. Defocus: the validation "
         f"images blurred (Gaussian sigma 1.2) and JPEG-compressed (quality 70), input "
@@ -129,7 +153,23 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--work", default="runs/arch")
     ap.add_argument("--out", default="benchmarks/student_arch")
+    ap.add_argument(
+        "--retime",
+        action="store_true",
+        help="train nothing: time the candidates exported under --work again (a quiet machine gives steadier "
+        "times than one that trains) and rewrite --out from its JSON",
+    )
     args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    frame8 = (rng.random((720, 1280, 3)) * 255).astype(np.uint8)
+    if args.retime:
+        saved = json.loads(Path(args.out).with_suffix(".json").read_text())
+        for key in ("steps", "teacher", "val_dir", "w_feat"):  # as trained; reports before these keys: the flags
+            setattr(args, key, saved.get(key, getattr(args, key)))
+        rows = [r | timings(Path(args.work) / r["student"], frame8, args.runs) for r in saved["rows"]]
+        inputs = {k: saved[k] for k in ("input_psnr", "unseen_input_psnr", "defocus_input_psnr")}
+        print(write_report(args, rows, inputs))
+        return
 
     val = benchmark_set(args.val_dir)
     degraded, clean = [d for d, _ in val], [c for _, c in val]
@@ -139,8 +179,6 @@ def main() -> None:
     unseen = [unseen_degrade(c, i) for i, c in enumerate(clean)]
     unseen_psnr = score(unseen, clean)["psnr"]
     inputs = {"input_psnr": input_psnr, "unseen_input_psnr": unseen_psnr, "defocus_input_psnr": blurred_psnr}
-    rng = np.random.default_rng(0)
-    frame8 = (rng.random((720, 1280, 3)) * 255).astype(np.uint8)
     rows = []
     for arch in map(parse_candidate, args.candidates.split(",")):
         name = name_of(arch)
@@ -164,20 +202,16 @@ def main() -> None:
         quantize_luma8(ckpt, fp32, int8, degraded[:12])
         model = Student(StudentConfig(**arch))
         model.fold()
-        cas_ms = median_ms(lambda: cas(frame8), args.runs)
         q32, q8 = (score([onnx_method(p)(d) for d in degraded], clean)["psnr"] for p in (fp32, int8))
         u32, u8 = (score([onnx_method(p)(d) for d in unseen], clean)["psnr"] for p in (fp32, int8))
         q8_blur = score([onnx_method(int8)(d) for d in blurred], clean)["psnr"]
-        ms32, ms8 = sharpener_ms(fp32, frame8, args.runs), sharpener_ms(int8, frame8, args.runs)
         rows.append(
             {
                 "student": name,
                 **arch,
                 "params": sum(p.numel() for p in model.parameters()),
                 "gmac_720p": macs(model) / 1e9,
-                "ms_fp32": ms32,
-                "ms_int8": ms8,
-                "cas_ms": cas_ms,
+                **timings(work, frame8, args.runs),
                 "psnr_fp32": q32,
                 "psnr_int8": q8,
                 "gain_db": q32 - input_psnr,
