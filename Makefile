@@ -45,5 +45,5 @@ bench: $(VENV)/.runtime
 
 quality: $(VENV)/.dev
 	$(VENV)/bin/distill evaluate --model teacher=weights/teacher.onnx --model student-fast=weights/student-fast.onnx --model student=weights/student.onnx \
-		--model student-fp32=weights/student-fp32.onnx --model student-no-distillation=weights/student-nokd-fp32.onnx --model student-hq=weights/student-hq.onnx \
+		--model student-fp32=weights/student-fp32.onnx --model student-no-distillation=weights/student-nokd-fp32.onnx --model student-hq=weights/student-hq.onnx --model student-hq-no-distillation=weights/student-hq-nokd-fp32.onnx \
 		--video-dir ../shared/data/video --bench-frames 30 --out benchmarks/quality
