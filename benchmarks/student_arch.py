@@ -34,7 +34,7 @@ from distill.data import benchmark_set
 from distill.evaluate import onnx_method, score
 from distill.export import export_onnx, quantize_luma8
 from distill.models import Student, StudentConfig, macs
-from distill.train import TrainConfig, train
+from distill.train import TrainConfig, load_checkpoint, train
 from distill.unseen import unseen_degrade
 from vcam.baselines import cas
 from vcam.cpu import cpu_info
@@ -112,7 +112,9 @@ def write_report(args: argparse.Namespace, rows: list[dict], inputs: dict[str, f
     lines = [
         f"CPU: {cpu.describe()}.",
         "",
-        f"Students distilled ({kd}) for {args.steps} steps from `{args.teacher}`; validation `{args.val_dir}` "
+        f"Students distilled ({kd}) for {args.steps} steps from `{args.teacher}`"
+        + (f" (a teacher trained for {inputs['teacher_step']} steps)" if inputs.get("teacher_step") else "")
+        + f"; validation `{args.val_dir}` "
         f"(degraded input {inputs['input_psnr']:.2f} dB). Second family: the same images under `distill/unseen.py` "
         f"(never trained on; input {inputs['unseen_input_psnr']:.2f} dB), gains in fp32 and INT8, and the share of "
         "the validation gain kept there. Times: median of "
@@ -167,7 +169,8 @@ def main() -> None:
         for key in ("steps", "teacher", "val_dir", "w_feat"):  # as trained; reports before these keys: the flags
             setattr(args, key, saved.get(key, getattr(args, key)))
         rows = [r | timings(Path(args.work) / r["student"], frame8, args.runs) for r in saved["rows"]]
-        inputs = {k: saved[k] for k in ("input_psnr", "unseen_input_psnr", "defocus_input_psnr")}
+        kept = ("input_psnr", "unseen_input_psnr", "defocus_input_psnr", "teacher_step")
+        inputs = {k: saved[k] for k in kept if k in saved}
         print(write_report(args, rows, inputs))
         return
 
@@ -179,6 +182,7 @@ def main() -> None:
     unseen = [unseen_degrade(c, i) for i, c in enumerate(clean)]
     unseen_psnr = score(unseen, clean)["psnr"]
     inputs = {"input_psnr": input_psnr, "unseen_input_psnr": unseen_psnr, "defocus_input_psnr": blurred_psnr}
+    inputs["teacher_step"] = load_checkpoint(args.teacher).get("step")
     rows = []
     for arch in map(parse_candidate, args.candidates.split(",")):
         name = name_of(arch)
