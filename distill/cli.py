@@ -53,6 +53,9 @@ def train(
     ),
     crop: int = typer.Option(TRAIN.crop, help="Side of the square training crops, in pixels."),
     pool: int = typer.Option(TRAIN.pool, help="Degraded crops in the training pool."),
+    mix: str = typer.Option(
+        TRAIN.mix, help="Degradations of the crops: training (the wide mix) or benchmark (the validation's)."
+    ),
     batch: int = typer.Option(TRAIN.batch, help="Global batch (split across torchrun processes)."),
     steps: int = typer.Option(TRAIN.steps),
     lr: float = typer.Option(TRAIN.lr, help="Peak learning rate (cosine decay after the warm-up)."),
@@ -93,6 +96,7 @@ def train(
         cache=str(cache or ""),
         crop=crop,
         pool=pool,
+        mix=mix,
         batch=batch,
         steps=steps,
         lr=lr,

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from distill.degrade import benchmark_degrade, degrade
+from distill.degrade import MIXES, benchmark_degrade, degrade
 
 if TYPE_CHECKING:
     import torch
@@ -92,12 +92,18 @@ def _random_crop(img: np.ndarray, crop: int, rng: np.random.Generator) -> np.nda
     return np.ascontiguousarray(patch)
 
 
-def make_pool(folder: str | Path, size: int, crop: int, seed: int, cache_dir: str | Path | None = None) -> Pool:
+def make_pool(
+    folder: str | Path, size: int, crop: int, seed: int, mix: str, cache_dir: str | Path | None = None
+) -> Pool:
     """Random crops (with flips/rotations) of the folder's images, each degraded by its own
-    seeded chain. Identical arguments give an identical pool, so it is cached on disk."""
-    # Resolved paths: the same folder however it is spelled, two folders never alike.
+    seeded chain from `mix` (a name in `distill.degrade.MIXES`). Identical arguments give an
+    identical pool, so it is cached on disk."""
+    if mix not in MIXES:
+        raise DataError(f"unknown degradation mix {mix!r}; choose one of {', '.join(MIXES)}")
+    # Resolved paths: the same folder however it is spelled, two folders never alike; the mix's
+    # ranges, not its name, so that retuning a mix never reuses its old pools.
     paths = sorted(str(p.resolve()) for p in image_paths(folder))
-    key = hashlib.sha1(repr((paths, size, crop, seed)).encode()).hexdigest()[:12]
+    key = hashlib.sha1(repr((paths, size, crop, seed, MIXES[mix])).encode()).hexdigest()[:12]
     cache = Path(cache_dir) / f"pool-{key}.npz" if cache_dir else None
     if cache and cache.exists():
         with np.load(cache) as z:
@@ -108,7 +114,7 @@ def make_pool(folder: str | Path, size: int, crop: int, seed: int, cache_dir: st
     degraded = np.empty_like(clean)
     for i in tqdm(range(size), desc=f"degrading {size} crops (once; cached)", leave=False):
         clean[i] = _random_crop(images[rng.integers(len(images))], crop, rng)
-        degraded[i] = degrade(clean[i], rng)
+        degraded[i] = degrade(clean[i], rng, MIXES[mix])
     if cache:
         write_atomically(cache, lambda tmp: np.savez(tmp, degraded=degraded, clean=clean))
     return Pool(degraded, clean, key)

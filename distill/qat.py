@@ -134,7 +134,9 @@ def finetune(checkpoint: str | Path, out: str | Path, cfg: QatConfig = QatConfig
     quantized = QuantizedStudent(student, activation_scales(student, calibration))
     val = benchmark_set(cfg.val_dir)
     scores = {"float": validate(reference, val, "cpu"), "int8_before": validate(quantized, val, "cpu")}
-    pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cfg.cache or user_cache_dir() / "distill")
+    # The crops the student trained on; checkpoints from before the mixes saw the benchmark's.
+    mix = (source.get("config") or {}).get("mix", "benchmark")
+    pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, mix, cfg.cache or user_cache_dir() / "distill")
     opt = torch.optim.Adam(student.parameters(), lr=cfg.lr)
     quantized.train()
     for step in range(cfg.steps):

@@ -40,6 +40,7 @@ from torch import nn
 from tqdm import tqdm
 
 from distill.data import Pool, benchmark_set, image_paths, make_pool, to_tensor_batch, write_atomically
+from distill.degrade import MIXES
 from distill.metrics import psnr
 from distill.models import Student, build, canonical, describe
 from vcam.paths import user_cache_dir
@@ -64,6 +65,7 @@ class TrainConfig:
     cache: str = ""  # crop pools and teacher targets; empty: the user's cache folder
     crop: int = 128
     pool: int = 8000
+    mix: str = "training"  # the degradations of the crops: a name in distill.degrade.MIXES
     batch: int = 16  # global batch, split across DDP processes
     steps: int = 4000
     lr: float = 1e-3
@@ -264,6 +266,8 @@ def train(cfg: TrainConfig) -> Path:
     for option, path in (("--teacher", cfg.teacher), ("--init", cfg.init)):
         if path and not Path(path).is_file():
             raise TrainingError(f"{option} {path} does not exist; pass a checkpoint written by `distill train`")
+    if cfg.mix not in MIXES:
+        raise TrainingError(f"--mix {cfg.mix} is not a degradation mix; choose one of {', '.join(MIXES)}")
     image_paths(cfg.train_dir), image_paths(cfg.val_dir)  # each folder exists and holds images
     cache = Path(cfg.cache) if cfg.cache else user_cache_dir() / "distill"
 
@@ -271,7 +275,7 @@ def train(cfg: TrainConfig) -> Path:
     if main:
         log.info("crop pool and teacher targets are cached in %s", cache)
     try:
-        pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cache)
+        pool = make_pool(cfg.train_dir, cfg.pool, cfg.crop, cfg.seed, cfg.mix, cache)
     except KeyboardInterrupt:
         if main:
             log.warning("interrupted while building the crop pool; nothing was trained or saved yet")

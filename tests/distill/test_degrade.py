@@ -61,6 +61,27 @@ def test_each_stage_degrades(clean):
     assert psnr(D.h264_intra(clean, 38), clean) < psnr(D.h264_intra(clean, 26), clean)
 
 
+def test_the_benchmark_mix_is_the_default_and_training_draws_wider(clean):
+    benchmark = [D.degrade(clean, np.random.default_rng(s)) for s in range(8)]
+    same = [D.degrade(clean, np.random.default_rng(s), D.BENCHMARK_MIX) for s in range(8)]
+    training = [D.degrade(clean, np.random.default_rng(s), D.TRAINING_MIX) for s in range(8)]
+    assert all(np.array_equal(a, b) for a, b in zip(benchmark, same))
+    assert any(not np.array_equal(a, b) for a, b in zip(benchmark, training))
+
+
+def _detail(img: np.ndarray) -> float:
+    return float(np.abs(cv2.Laplacian(img, cv2.CV_32F)).mean())
+
+
+def test_isp_sharpening_adds_halos_to_luma_and_leaves_chroma(clean):
+    x = cv2.GaussianBlur(clean, (0, 0), 1.5).astype(np.float32) / 255
+    for seed in range(4):
+        y = D.isp_sharpening(x, np.random.default_rng(seed))
+        # the same change in R, G and B: their differences (the chroma) are untouched
+        assert np.allclose(y - y.mean(axis=2, keepdims=True), x - x.mean(axis=2, keepdims=True), atol=1e-5)
+        assert _detail(y) > _detail(x)
+
+
 def test_example_grid_layout(clean):
     grid = D.example_grid([clean, clean], variants=3, size=64)
     assert grid.shape == (2 * 68, 4 * 68, 3)
