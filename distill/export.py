@@ -20,6 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from distill.models import Student, describe
@@ -68,9 +69,74 @@ class _LumaResidual(nn.Module):
     def __init__(self, net: Student) -> None:
         super().__init__()
         self.net = net
+        self.size_multiple = net.cfg.size_multiple
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.net.luma_residual(y)[0]
+
+
+def unshuffled_conv(conv: nn.Conv2d, r: int) -> nn.Conv2d:
+    """The 3×3 convolution at 1/r of `conv`'s resolution that computes
+    pixel_unshuffle(conv(x), r) from pixel_unshuffle(x, r): the same sums, some of them with
+    zero weights. ONNX Runtime's INT8 kernels run narrow layers at large sizes far below their
+    speed on wide layers at small ones, so the rewrite buys time at an equal count of nonzero
+    weights; each output channel keeps its weights' largest magnitude, so it quantises alike."""
+    if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1:
+        raise ValueError("only 3×3 stride-1 'same' convolutions can be rewritten")
+    w = conv.weight.detach()
+    cout, cin = w.shape[:2]
+    wide = torch.zeros(cout * r * r, cin * r * r, 3, 3, dtype=w.dtype)
+    for a in range(r):  # output sub-position (a, b) in its r × r block
+        for b in range(r):
+            for u in range(r):  # input sub-position (u, v)
+                for v in range(r):
+                    for by in (-1, 0, 1):  # input block offset
+                        for bx in (-1, 0, 1):
+                            dy, dx = by * r + u - a, bx * r + v - b  # offset at full resolution
+                            if abs(dy) <= 1 and abs(dx) <= 1:
+                                wide[a * r + b :: r * r, u * r + v :: r * r, by + 1, bx + 1] = w[:, :, dy + 1, dx + 1]
+    out = nn.Conv2d(cin * r * r, cout * r * r, 3, padding=1, bias=conv.bias is not None)
+    out.weight.data.copy_(wide)
+    if conv.bias is not None:
+        out.bias.data.copy_(conv.bias.detach().repeat_interleave(r * r))
+    return out
+
+
+def _unshuffle_order(r: int) -> torch.Tensor:
+    """Channel i of pixel_unshuffle(y, 2r) is channel order[i] of pixel_unshuffle(pixel_unshuffle(y, 2), r)."""
+    y = torch.arange(4 * r * r, dtype=torch.float32).view(1, 1, 2 * r, 2 * r)
+    twice = F.pixel_unshuffle(F.pixel_unshuffle(y, 2), r).flatten()
+    once = F.pixel_unshuffle(y, 2 * r).flatten()
+    return torch.tensor([int((twice == value).nonzero()) for value in once])
+
+
+class _QuarterResolution(nn.Module):
+    """A bodyless half-resolution student rewritten to run at 1/4 resolution (`unshuffled_conv`),
+    luma packed in 4×4 blocks at both ends like the 1/4-resolution students: the same function,
+    at about half the time in ONNX Runtime's INT8 kernels."""
+
+    size_multiple = 4
+
+    def __init__(self, net: Student) -> None:
+        super().__init__()
+        order = _unshuffle_order(2)
+        self.head = unshuffled_conv(net.head, 2)
+        self.head.weight.data = self.head.weight.data[:, order]  # its input: the luma in 4×4 blocks
+        self.tail = unshuffled_conv(net.tail, 2)
+        self.tail.weight.data = self.tail.weight.data[order]  # its output: the residual in 4×4 blocks
+        self.tail.bias.data = self.tail.bias.data[order]
+
+    @staticmethod
+    def fits(net: Student) -> bool:
+        return net.cfg.scale == 2 and net.cfg.blocks == 0
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(self.tail(F.relu(self.head(F.pixel_unshuffle(y, 4)))), 4)
+
+
+def luma_residual_module(net: Student) -> nn.Module:
+    """What the INT8 export quantises: the student's luma path, at 1/4 resolution where it can be."""
+    return _QuarterResolution(net) if _QuarterResolution.fits(net) else _LumaResidual(net)
 
 
 def _torch_export(module: nn.Module, example: torch.Tensor, path: str | Path) -> None:
@@ -213,7 +279,8 @@ def quantize_luma8(
     if not isinstance(model, Student):
         raise TrainingError(f"{checkpoint} holds a teacher; INT8 (luma8) export is for students")
     model.fold()
-    m = model.cfg.size_multiple
+    luma = luma_residual_module(model)
+    m = luma.size_multiple
     int8_path = Path(int8_path)
     core, pre = int8_path.with_suffix(".core.onnx"), int8_path.with_suffix(".pre.onnx")
 
@@ -232,7 +299,7 @@ def quantize_luma8(
     # themselves and the pixel (un)shuffles there can be left to the runtime (_packed_uint8_ends).
     level = {"scale": np.array(1 / 255, np.float32)}
     try:
-        _torch_export(_LumaResidual(model), torch.rand(1, 1, 64, 64), core)
+        _torch_export(luma, torch.rand(1, 1, 64, 64), core)
         graph = onnx.load(str(core)).graph
         unshuffled = next(n for n in graph.node if n.op_type == "SpaceToDepth").output[0]
         residual = next(n for n in graph.node if n.op_type == "DepthToSpace").input[0]
@@ -269,7 +336,12 @@ def quantize_luma8(
     onnx.helper.set_model_props(
         int8,
         {p.key: p.value for p in fp32.metadata_props}
-        | {contract.IO: "luma8", contract.LUMA8_BLOCK: str(block), contract.QUANTIZATION: "int8-qdq-per-channel-7bit"},
+        | {
+            contract.IO: "luma8",
+            contract.SIZE_MULTIPLE: str(m),
+            contract.LUMA8_BLOCK: str(block),
+            contract.QUANTIZATION: "int8-qdq-per-channel-7bit",
+        },
     )
     onnx.checker.check_model(int8)
     problems = int16_overflows(int8)

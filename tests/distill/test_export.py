@@ -8,7 +8,15 @@ from support.distill_fixtures import TINY_STUDENT, tiny_config
 
 from distill.data import to_tensor_batch
 from distill.evaluate import evaluate, speed, to_markdown
-from distill.export import export_onnx, int16_overflows, onnx_session, quantize_luma8, slim_checkpoint
+from distill.export import (
+    export_onnx,
+    int16_overflows,
+    luma_residual_module,
+    onnx_session,
+    quantize_luma8,
+    slim_checkpoint,
+    unshuffled_conv,
+)
 from distill.metrics import psnr
 from distill.qat import QatConfig, finetune, unfold
 from distill.train import AVERAGED_KEY, TrainingError, load_checkpoint, model_from_checkpoint, train
@@ -290,6 +298,50 @@ def test_a_half_resolution_student_exports_in_2x2_blocks_and_fine_tunes(checkpoi
     meta = OnnxSharpener(int8).metadata
     assert meta["vcam.luma8_block"] == "2" and meta["vcam.size_multiple"] == "2"
     img = (np.random.default_rng(2).random((45, 67, 3)) * 255).astype(np.uint8)
+    assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
+
+
+def test_an_unshuffled_convolution_computes_the_same_at_half_the_resolution():
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, 5, 3, padding=1)
+    x = torch.rand(1, 3, 12, 16)
+    with torch.no_grad():
+        wide = unshuffled_conv(conv, 2)
+        assert (wide.in_channels, wide.out_channels) == (12, 20)
+        expected = torch.nn.functional.pixel_unshuffle(conv(x), 2)
+        assert torch.allclose(wide(torch.nn.functional.pixel_unshuffle(x, 2)), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="3×3 stride-1"):
+        unshuffled_conv(torch.nn.Conv2d(3, 5, 1), 2)
+
+
+def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
+    from distill.models import Student, StudentConfig
+
+    torch.manual_seed(0)
+    student = Student(StudentConfig(channels=8, blocks=0, scale=2)).eval()
+    torch.nn.init.normal_(student.tail.weight, 0, 0.1)  # a trained tail: not the zeros it starts from
+    luma = luma_residual_module(student)
+    assert luma.size_multiple == 4
+    y = torch.rand(1, 1, 36, 52)
+    with torch.no_grad():
+        assert torch.allclose(luma(y), student.luma_residual(y)[0], atol=1e-5)
+    with_body = Student(StudentConfig(channels=8, blocks=1, scale=2))
+    assert luma_residual_module(with_body).size_multiple == 2  # its body stays at 1/2 resolution
+
+
+@pytest.mark.slow
+def test_a_bodyless_half_resolution_student_exports_in_4x4_blocks(checkpoints, tmp_path):
+    tmp, _, _ = checkpoints
+    cfg = tiny_config(tmp, kind="student", model={"channels": 16, "blocks": 0, "scale": 2}, steps=10, out=str(tmp_path))
+    student = train(cfg)
+    fp32, int8 = tmp_path / "s.onnx", tmp_path / "s8.onnx"
+    export_onnx(student, fp32, "bodyless", 1)
+    rng = np.random.default_rng(1)
+    quantize_luma8(student, fp32, int8, [(rng.random((32, 40, 3)) * 255).astype(np.uint8) for _ in range(4)])
+    meta = OnnxSharpener(int8).metadata
+    assert meta["vcam.luma8_block"] == "4" and meta["vcam.size_multiple"] == "4"
+    assert int16_overflows(onnx.load(str(int8))) == []
+    img = (np.random.default_rng(2).random((48, 64, 3)) * 255).astype(np.uint8)
     assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
 
 
