@@ -54,7 +54,8 @@ def train(
     crop: int = typer.Option(TRAIN.crop, help="Side of the square training crops, in pixels."),
     pool: int = typer.Option(TRAIN.pool, help="Degraded crops in the training pool."),
     mix: str = typer.Option(
-        TRAIN.mix, help="Degradations of the crops: training (the wide mix) or benchmark (the validation's)."
+        TRAIN.mix,
+        help="Degradations of the crops: benchmark (the validation's) or wide (adds in-camera sharpening).",
     ),
     batch: int = typer.Option(TRAIN.batch, help="Global batch (split across torchrun processes)."),
     steps: int = typer.Option(TRAIN.steps),

@@ -7,8 +7,8 @@ frame into the call's bitrate (JPEG / H.264). The optical and sensor stages are 
 random order with random strength, noise follows them, and compression is always last, because
 that is where it sits in every real capture chain.
 
-Ranges (each stage fires with probability ``p``; "training" is `TRAINING_MIX`, where it
-departs from the benchmark's):
+Ranges (each stage fires with probability ``p``; "wide" is `WIDE_MIX`, where it departs from
+the benchmark's):
 
 ====================  ====  ==========================================================
 stage                 p     strength
@@ -19,10 +19,10 @@ motion                0.35  linear kernel 3–11 px at any angle, or a random ca
 down-then-up scaling  0.5   factor 0.45–0.9, area down, bilinear or bicubic up
 noise                 0.8   Poisson (peak 60–600 photons at white) then Gaussian
                             sigma 1–6 (on 0–255), luma-correlated across channels
-ISP sharpening        0     training: 0.4, luma unsharp mask after the noise, sigma
+ISP sharpening        0     wide: 0.4, luma unsharp mask after the noise, sigma
                             0.5–1.5 px, amount 0.2–1.0 (the halos most webcams add)
 compression           0.85  JPEG quality 35–90 (60 %) or H.264 CRF 26–38 (40 %);
-                            training: JPEG 20–90, CRF 26–42 (a call's low bitrates)
+                            wide: JPEG 20–90, CRF 26–42 (a call's low bitrates)
 ====================  ====  ==========================================================
 
 `degrade(img, rng, mix)` draws one random chain; `benchmark_degrade(img, index)` is the
@@ -47,9 +47,10 @@ BENCHMARK_SEED = 20261124
 @dataclass(frozen=True)
 class Mix:
     """Where a chain's draws may go beyond the benchmark's. The benchmark mix stays as it was
-    first fixed, so validation figures stay comparable across versions; training draws from a
-    wider one, because real webcams sharpen in the camera and calls compress harder than it
-    assumed, and a model trained on the benchmark alone kept under half its gain on unseen chains."""
+    first fixed, so validation figures stay comparable across versions, and it is what training
+    draws from by default. The wide mix adds what real webcams and calls do beyond it (in-camera
+    sharpening, harder compression); the half-resolution hq student trained on it kept no more
+    of its gain on the unseen family (weights/README.md), so it is an option, not the default."""
 
     isp_sharpening: float = 0.0  # probability
     jpeg_quality: tuple[int, int] = (35, 90)
@@ -57,8 +58,8 @@ class Mix:
 
 
 BENCHMARK_MIX = Mix()
-TRAINING_MIX = Mix(isp_sharpening=0.4, jpeg_quality=(20, 90), h264_crf=(26, 42))
-MIXES = {"benchmark": BENCHMARK_MIX, "training": TRAINING_MIX}
+WIDE_MIX = Mix(isp_sharpening=0.4, jpeg_quality=(20, 90), h264_crf=(26, 42))
+MIXES = {"benchmark": BENCHMARK_MIX, "wide": WIDE_MIX}
 
 
 def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -214,15 +215,15 @@ def benchmark_degrade(img: np.ndarray, index: int) -> np.ndarray:
 
 
 def example_grid(images: list[np.ndarray], variants: int = 5, size: int = 192, seed: int = 0) -> np.ndarray:
-    """A uint8 BGR grid: one row per image, the clean centre crop then `variants` random training
-    chains."""
+    """A uint8 BGR grid: one row per image, the clean centre crop then `variants` random chains
+    of the wide mix (every stage there is)."""
     rng = np.random.default_rng(seed)
     rows = []
     for img in images:
         h, w = img.shape[:2]
         s = min(size, h, w)
         crop = img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-        tiles = [crop] + [degrade(crop, rng, TRAINING_MIX) for _ in range(variants)]
+        tiles = [crop] + [degrade(crop, rng, WIDE_MIX) for _ in range(variants)]
         tiles = [cv2.resize(t, (size, size), interpolation=cv2.INTER_NEAREST) for t in tiles]
         rows.append(
             np.hstack([cv2.copyMakeBorder(t, 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)) for t in tiles])

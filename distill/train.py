@@ -65,7 +65,7 @@ class TrainConfig:
     cache: str = ""  # crop pools and teacher targets; empty: the user's cache folder
     crop: int = 128
     pool: int = 8000
-    mix: str = "training"  # the degradations of the crops: a name in distill.degrade.MIXES
+    mix: str = "benchmark"  # the degradations of the crops: a name in distill.degrade.MIXES
     batch: int = 16  # global batch, split across DDP processes
     steps: int = 4000
     lr: float = 1e-3

@@ -140,33 +140,33 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_bad_data_folders(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
-        make_pool(tmp_path / "missing", 4, 16, 0, "training")
+        make_pool(tmp_path / "missing", 4, 16, 0, "wide")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no images"):
-        make_pool(tmp_path / "empty", 4, 16, 0, "training")
+        make_pool(tmp_path / "empty", 4, 16, 0, "wide")
     small = write_images(tmp_path / "small", 2, size=(20, 20))
     with pytest.raises(DataError, match="smaller than 32"):
-        make_pool(small, 4, 32, 0, "training")
+        make_pool(small, 4, 32, 0, "wide")
 
 
 def test_a_pool_is_cached_by_its_images_whatever_the_folder_is_called(tmp_path, monkeypatch):
     a, b = write_images(tmp_path / "a", 2), write_images(tmp_path / "b", 2, seed=5)
     cache = tmp_path / "cache"
-    first = make_pool(a, 4, 32, 0, "training", cache)
+    first = make_pool(a, 4, 32, 0, "wide", cache)
     monkeypatch.chdir(tmp_path / "b")
-    assert make_pool("../a", 4, 32, 0, "training", cache).key == first.key  # the same folder: a cache hit
+    assert make_pool("../a", 4, 32, 0, "wide", cache).key == first.key  # the same folder: a cache hit
     assert len(list(cache.glob("pool-*.npz"))) == 1
-    other = make_pool(b, 4, 32, 0, "training", cache)  # same size, crop and seed, other images
+    other = make_pool(b, 4, 32, 0, "wide", cache)  # same size, crop and seed, other images
     assert other.key != first.key and not np.array_equal(other.clean, first.clean)
 
 
 def test_a_pool_is_keyed_by_its_degradation_mix(tmp_path):
     a = write_images(tmp_path / "a", 2)
-    training = make_pool(a, 8, 32, 0, "training", tmp_path / "cache")
+    wide = make_pool(a, 8, 32, 0, "wide", tmp_path / "cache")
     benchmark = make_pool(a, 8, 32, 0, "benchmark", tmp_path / "cache")
-    assert training.key != benchmark.key and len(list((tmp_path / "cache").glob("pool-*.npz"))) == 2
-    assert not np.array_equal(training.degraded, benchmark.degraded)
-    with pytest.raises(DataError, match="unknown degradation mix 'webp'; choose one of benchmark, training"):
+    assert wide.key != benchmark.key and len(list((tmp_path / "cache").glob("pool-*.npz"))) == 2
+    assert not np.array_equal(wide.degraded, benchmark.degraded)
+    with pytest.raises(DataError, match="unknown degradation mix 'webp'; choose one of benchmark, wide"):
         make_pool(a, 8, 32, 0, "webp")
 
 
@@ -185,7 +185,7 @@ def test_teacher_targets_are_computed_for_each_pool(tmp_path):
 def test_corrupt_images_are_skipped_and_counted(tmp_path, caplog):
     folder = write_images(tmp_path / "mixed", 3)
     (folder / "broken.png").write_bytes(b"not a png")
-    pool = make_pool(folder, 6, 32, 0, "training")
+    pool = make_pool(folder, 6, 32, 0, "wide")
     assert len(pool) == 6
     assert "skipped 1 unreadable" in caplog.text
 
