@@ -7,13 +7,13 @@ Teacher: a U-Net of EDSR residual blocks that starts at 1/2 resolution (pixel-un
 down to 1/8. Deblurring needs a large receptive field; the U-Net buys it at a fraction of the
 FLOPs of a flat network, which is what lets it train on a laptop CPU.
 
-Student: designed for ONNX Runtime on a 2-core CPU. It works at 1/4 resolution (pixel-unshuffle
-by 4, exported as SpaceToDepth/DepthToSpace; `scale=2` works at 1/2, four times the positions
-at the same cost per position, which the architecture search weighs), on luma only: the
-predicted luma residual is added to R, G and B alike, which changes Y and leaves the chroma
-(B−Y, R−Y) of the input untouched — the public RGB contract for the cost of one channel instead
-of three. Its blocks are re-parameterisable (3×3 + 1×1 + identity branches while training,
-folded into one 3×3 conv for export).
+Student: designed for ONNX Runtime on a 2-core CPU. It works at 1/2 resolution (pixel-unshuffle
+by 2, exported as SpaceToDepth/DepthToSpace; `scale=4` works at 1/4, the design of the earlier
+versions, which at equal MACs gained about half as much), on luma only: the predicted luma
+residual is added to R, G and B alike, which changes Y and leaves the chroma (B−Y, R−Y) of the
+input untouched — the public RGB contract for the cost of one channel instead of three. Its
+blocks are re-parameterisable (3×3 + 1×1 + identity branches while training, folded into one 3×3
+conv for export); the shipped default and fast tiers have none, a head and a tail only.
 """
 
 from __future__ import annotations
@@ -38,13 +38,19 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    channels: int = 32
-    blocks: int = 2  # the shipped default: validated highest of 1-4 blocks (weights/README.md)
-    scale: int = 4  # pixel-unshuffle factor: the network runs at 1/scale resolution
+    """The shipped default tier: a head and a tail at half resolution (weights/README.md)."""
+
+    channels: int = 16
+    blocks: int = 0
+    scale: int = 2  # pixel-unshuffle factor: the network runs at 1/scale resolution
 
     @property
     def size_multiple(self) -> int:
         return self.scale
+
+
+# Fields added to StudentConfig after checkpoints were written, with the value they had then.
+_BEFORE_FIELDS = {"student": {"scale": 4}}
 
 
 class ResBlock(nn.Module):
@@ -205,9 +211,10 @@ def describe(model: nn.Module) -> dict[str, Any]:
 
 def canonical(arch: dict[str, Any]) -> dict[str, Any]:
     """A stored architecture as `describe` writes it now: fields added to a config since the
-    checkpoint was written (a student's `scale`) take their defaults, which is what it was."""
+    checkpoint was written (a student's `scale`) take the value they had before they existed."""
     overrides = dict(arch)
     kind = overrides.pop("kind", "")
+    overrides = _BEFORE_FIELDS.get(kind, {}) | overrides
     return {"kind": kind, **asdict(config(kind, **overrides))}
 
 

@@ -80,7 +80,7 @@ class TrainConfig:
     init: str = ""  # checkpoint whose weights a new run starts from (ignored when resuming)
     w_gt: float = 1.0
     w_kd: float = 1.0
-    w_feat: float = 0.1
+    w_feat: float = 0.0  # feature mimicry: 1/4-resolution students only; it did not pay (weights/README.md)
 
 
 def lr_at(cfg: TrainConfig, step: int, start: int = 0) -> float:

@@ -14,7 +14,10 @@ def test_untrained_networks_are_the_identity():
 
 def test_feature_maps_align_for_mimicry():
     x = torch.rand(2, 3, 64, 40)
-    teacher, student = Teacher(TeacherConfig(width=8, blocks=(1, 1, 1))), Student(StudentConfig(channels=16, blocks=3))
+    teacher, student = (
+        Teacher(TeacherConfig(width=8, blocks=(1, 1, 1))),
+        Student(StudentConfig(channels=16, blocks=3, scale=4)),
+    )
     _, ft = teacher(x, return_features=True)
     _, fs = student(x, return_features=True)
     adapter = nn.Conv2d(student.feature_channels, teacher.feature_channels, 1)
@@ -64,6 +67,6 @@ def test_a_half_resolution_student_packs_2x2_blocks():
         Student(StudentConfig(scale=3))
 
 
-def test_an_architecture_stored_before_a_field_existed_reads_with_its_default():
+def test_an_architecture_stored_before_a_field_existed_reads_as_it_was():
     stored = {"kind": "student", "channels": 24, "blocks": 1}  # what student-fast.pt (version 1) holds
     assert canonical(stored) == describe(build("student", channels=24, blocks=1, scale=4))

@@ -73,7 +73,7 @@ def test_student_alone_and_distilled_both_learn(tmp_path):
         eval_every=1000,
         out=str(tmp_path / "plain"),
     )
-    distilled = replace(plain, out=str(tmp_path / "kd"), teacher=str(teacher))
+    distilled = replace(plain, out=str(tmp_path / "kd"), teacher=str(teacher), w_feat=0.1)
     assert pool_l1(model_from_checkpoint(train(plain)), plain) < 0.99 * pool_l1(torch.nn.Identity(), plain)
     train(distilled)
     rows = [json.loads(line) for line in (tmp_path / "kd" / "metrics.jsonl").read_text().splitlines() if "loss" in line]
@@ -112,7 +112,9 @@ def test_a_checkpoint_from_before_the_students_scale_option_resumes(tmp_path):
 
 
 def test_feature_mimicry_needs_a_student_at_the_teachers_feature_resolution(tmp_path):
-    cfg = tiny_config(tmp_path, kind="student", model=dict(TINY_STUDENT, scale=2), teacher=str(tmp_path / "t.pt"))
+    cfg = tiny_config(
+        tmp_path, kind="student", model=dict(TINY_STUDENT, scale=2), teacher=str(tmp_path / "t.pt"), w_feat=0.1
+    )
     with pytest.raises(TrainingError, match="scale-2 student's are at another resolution; pass --w-feat 0"):
         train(cfg)
     assert not (Path(cfg.out) / "last.pt").exists()
