@@ -124,7 +124,9 @@ def write_report(args: argparse.Namespace, rows: list[dict], inputs: dict[str, f
         "the runtime's OnnxSharpener (its conversions included; INT8 = the luma8 form, post-training "
         "quantisation without QAT); CAS on the same frame in the same process for scale. Defocus: the validation "
         f"images blurred (Gaussian sigma 1.2) and JPEG-compressed (quality 70), input "
-        f"{inputs['defocus_input_psnr']:.2f} dB. `s2`: the student at 1/2 resolution (2×2 blocks) instead of 1/4.",
+        f"{inputs['defocus_input_psnr']:.2f} dB. `s2`: the student at 1/2 resolution (2×2 blocks) instead of 1/4; "
+        "the INT8 export runs a bodyless one (`b0`) of at most 16 channels at 1/4 resolution in 4×4 blocks "
+        "(`distill.export.unshuffled_conv`: the same integers from four times the MACs, zeros included, in less time).",
         "",
         "| student | params | GMAC/720p | fp32 ms | INT8 ms | INT8 ms / CAS ms | PSNR fp32 | gain vs input "
         "| INT8 cost | second family gain fp32 / INT8 | kept | defocus gain (INT8) |",

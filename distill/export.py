@@ -128,7 +128,9 @@ class _QuarterResolution(nn.Module):
 
     @staticmethod
     def fits(net: Student) -> bool:
-        return net.cfg.scale == 2 and net.cfg.blocks == 0
+        # Four times the MACs: the faster kernels win at 16 channels or fewer, while at 24 and
+        # 32 the two forms timed alike (benchmarks/student_arch_b0.md), so those stay plain.
+        return net.cfg.scale == 2 and net.cfg.blocks == 0 and net.cfg.channels <= 16
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return F.pixel_shuffle(self.tail(F.relu(self.head(F.pixel_unshuffle(y, 4)))), 4)

@@ -327,6 +327,8 @@ def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
         assert torch.allclose(luma(y), student.luma_residual(y)[0], atol=1e-5)
     with_body = Student(StudentConfig(channels=8, blocks=1, scale=2))
     assert luma_residual_module(with_body).size_multiple == 2  # its body stays at 1/2 resolution
+    wide = Student(StudentConfig(channels=24, blocks=0, scale=2))
+    assert luma_residual_module(wide).size_multiple == 2  # four times its MACs would cost more than they save
 
 
 @pytest.mark.slow
