@@ -26,10 +26,10 @@ compression           0.85  JPEG quality 35–90 (60 %) or H.264 CRF 26–38 (40
 ====================  ====  ==========================================================
 
 `degrade(img, rng, mix)` draws one random chain; `benchmark_degrade(img, index)` is the
-benchmark mix with a seed fixed by the image's index, so a folder of clean images always turns into the same
-degraded validation set. Each stage is also a function of its own (`defocus`, `motion_blur`,
-`sensor_rescale` and `sensor_noise` on float images in [0, 1], `jpeg` and `h264_intra` on uint8),
-so it can be checked alone.
+benchmark mix with a seed fixed by the image's index, so a folder of clean images always turns
+into the same degraded validation set. Each stage is also a function of its own (`defocus`,
+`motion_blur`, `sensor_rescale`, `sensor_noise` and `isp_sharpening` on float images in [0, 1],
+`jpeg` and `h264_intra` on uint8), so it can be checked alone.
 """
 
 from __future__ import annotations

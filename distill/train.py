@@ -40,7 +40,6 @@ from torch import nn
 from tqdm import tqdm
 
 from distill.data import Pool, benchmark_set, image_paths, make_pool, to_tensor_batch, write_atomically
-from distill.degrade import MIXES
 from distill.metrics import psnr
 from distill.models import Student, build, canonical, describe
 from vcam.paths import user_cache_dir
@@ -266,8 +265,6 @@ def train(cfg: TrainConfig) -> Path:
     for option, path in (("--teacher", cfg.teacher), ("--init", cfg.init)):
         if path and not Path(path).is_file():
             raise TrainingError(f"{option} {path} does not exist; pass a checkpoint written by `distill train`")
-    if cfg.mix not in MIXES:
-        raise TrainingError(f"--mix {cfg.mix} is not a degradation mix; choose one of {', '.join(MIXES)}")
     image_paths(cfg.train_dir), image_paths(cfg.val_dir)  # each folder exists and holds images
     cache = Path(cfg.cache) if cfg.cache else user_cache_dir() / "distill"
 
