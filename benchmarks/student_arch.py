@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import time
 from pathlib import Path
@@ -53,15 +54,19 @@ def timings(work: Path, frame: np.ndarray, runs: int) -> dict[str, float]:
 
 
 def parse_candidate(text: str) -> dict[str, int]:
-    """'32x2' -> 32 channels, 2 blocks, scale 4; '24x1s2' -> the same at scale 2."""
-    size, _, scale = text.strip().partition("s")
-    channels, blocks = map(int, size.split("x"))
-    return {"channels": channels, "blocks": blocks, "scale": int(scale or 4)}
+    """'32x2' -> 32 channels, 2 blocks, scale 4; '24x1s2' -> the same at scale 2; '16x0s2k16' ->
+    with a 16-wide context branch (`distill.models.Context`)."""
+    found = re.fullmatch(r"(\d+)x(\d+)(?:s(\d+))?(?:k(\d+))?", text.strip())
+    if found is None:
+        raise SystemExit(f"candidate {text!r} is not CHANNELSxBLOCKS[sSCALE][kCONTEXT], e.g. 16x0s2k16")
+    channels, blocks, scale, context = found.groups()
+    return {"channels": int(channels), "blocks": int(blocks), "scale": int(scale or 4), "context": int(context or 0)}
 
 
 def name_of(arch: dict[str, int]) -> str:
     scale = "" if arch["scale"] == 4 else f"s{arch['scale']}"
-    return f"c{arch['channels']}b{arch['blocks']}{scale}"
+    context = f"k{arch['context']}" if arch.get("context") else ""
+    return f"c{arch['channels']}b{arch['blocks']}{scale}{context}"
 
 
 def defocused(clean: np.ndarray) -> np.ndarray:
@@ -151,7 +156,7 @@ def main() -> None:
     ap.add_argument("--train-dir", default=str(DATA / "train"))
     ap.add_argument("--val-dir", default=str(DATA / "val"))
     ap.add_argument("--steps", type=int, default=4000)
-    ap.add_argument("--candidates", default=CANDIDATES, help="comma list of CHANNELSxBLOCKS[s2]")
+    ap.add_argument("--candidates", default=CANDIDATES, help="comma list of CHANNELSxBLOCKS[sSCALE][kCONTEXT]")
     ap.add_argument("--w-feat", type=float, default=0.0, help="feature-mimicry weight (scale-4 students only)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads while training (0: its default)")
     ap.add_argument("--runs", type=int, default=20)

@@ -125,6 +125,7 @@ class _QuarterResolution(nn.Module):
         self.tail = unshuffled_conv(net.tail, 2)
         self.tail.weight.data = self.tail.weight.data[order]  # its output: the residual in 4×4 blocks
         self.tail.bias.data = self.tail.bias.data[order]
+        self.context = net.context  # its input, the features in 2×2 blocks, is the head's output here
 
     @staticmethod
     def fits(net: Student) -> bool:
@@ -133,7 +134,10 @@ class _QuarterResolution(nn.Module):
         return net.cfg.scale == 2 and net.cfg.blocks == 0 and net.cfg.channels <= 16
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.tail(F.relu(self.head(F.pixel_unshuffle(y, 4)))), 4)
+        h = F.relu(self.head(F.pixel_unshuffle(y, 4)))
+        if self.context is not None:
+            h = self.context.packed(h)
+        return F.pixel_shuffle(self.tail(h), 4)
 
 
 def luma_residual_module(net: Student) -> nn.Module:
@@ -303,8 +307,8 @@ def quantize_luma8(
     try:
         _torch_export(luma, torch.rand(1, 1, 64, 64), core)
         graph = onnx.load(str(core)).graph
-        unshuffled = next(n for n in graph.node if n.op_type == "SpaceToDepth").output[0]
-        residual = next(n for n in graph.node if n.op_type == "DepthToSpace").input[0]
+        unshuffled = _packing(graph, "SpaceToDepth").output[0]
+        residual = _packing(graph, "DepthToSpace").input[0]
         quant_pre_process(str(core), str(pre), skip_symbolic_shape=True)
         quantize_static(
             str(pre),
@@ -439,6 +443,14 @@ def _widen_last_conv(graph: onnx.GraphProto) -> None:
     graph.node.append(onnx.helper.make_node("Slice", [wide, starts.name, ends.name, axes.name], [graph.output[0].name]))
 
 
+def _packing(graph: onnx.GraphProto, op: str) -> onnx.NodeProto:
+    """The SpaceToDepth that packs the graph's input or the DepthToSpace that unpacks its output
+    (a context branch packs and unpacks features in between)."""
+    if op == "SpaceToDepth":
+        return next(n for n in graph.node if n.op_type == op and n.input[0] == graph.input[0].name)
+    return next(n for n in graph.node if n.op_type == op and n.output[0] == graph.output[0].name)
+
+
 def _packed_uint8_ends(graph: onnx.GraphProto, unshuffled: str) -> int:
     """Cut the graph down to its packed uint8 core and return the block size b.
 
@@ -447,9 +459,9 @@ def _packed_uint8_ends(graph: onnx.GraphProto, unshuffled: str) -> int:
     luma packed in b x b blocks, [1, b*b, H/b, W/b] uint8, and writes the residual the same way
     (`vcam.luma8_block`), because the runtime packs with OpenCV faster than ONNX Runtime runs
     its uint8 SpaceToDepth and DepthToSpace."""
-    unshuffle = next(n for n in graph.node if n.op_type == "SpaceToDepth")
+    unshuffle = _packing(graph, "SpaceToDepth")
     quantize = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == unshuffled)
-    shuffle = next(n for n in graph.node if n.op_type == "DepthToSpace")
+    shuffle = _packing(graph, "DepthToSpace")
     dequantize = next(n for n in graph.node if n.op_type == "DequantizeLinear" and n.output[0] == shuffle.input[0])
     quantized_residual = dequantize.input[0]
     for node in graph.node:

@@ -128,6 +128,11 @@ def finetune(checkpoint: str | Path, out: str | Path, cfg: QatConfig = QatConfig
     student = model_from_checkpoint(checkpoint)
     if not isinstance(student, Student):
         raise TrainingError(f"{checkpoint} holds a teacher; quantisation-aware fine-tuning is for students")
+    if student.context is not None:
+        raise TrainingError(
+            f"{checkpoint} holds a student with a context branch, which the INT8 simulation does not model; "
+            "export it with post-training quantisation (distill export --int8)"
+        )
     student.fold()
     reference = model_from_checkpoint(checkpoint)  # the float student: part of the target
     calibration = [d for d, _ in benchmark_set(cfg.calib_dir)[: cfg.calib_images]]

@@ -138,6 +138,13 @@ def _canonical_or_none(arch: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
+def _grows(stored: dict[str, Any], arch: dict[str, Any]) -> bool:
+    """Whether `arch` is the stored student with a context branch added: its weights then start
+    from the stored ones, which is cheaper than training the larger network from scratch."""
+    before = _canonical_or_none(stored)
+    return arch.get("context", 0) > 0 and before == arch | {"context": 0}
+
+
 def _file_digest(path: str | Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
 
@@ -297,20 +304,21 @@ def train(cfg: TrainConfig) -> Path:
     last = out / "last.pt"
     source = last if last.exists() else Path(cfg.init) if cfg.init else None
     ckpt = load_checkpoint(source, device) if source else {}
-    if source and _canonical_or_none(ckpt["arch"]) != describe(model):
+    grown = source is not None and source != last and _grows(ckpt["arch"], describe(model))
+    if source and not grown and _canonical_or_none(ckpt["arch"]) != describe(model):
         fix = (
             "pass a new --out or the matching --model options"
             if source == last
-            else "pass --init of the same architecture"
+            else "pass --init of the same architecture, or of the same one without a context branch"
         )
         raise TrainingError(f"{source} holds a {ckpt['arch']} but this run trains a {describe(model)}; {fix}")
     if source:
-        model.load_state_dict(ckpt["model"])
+        model.load_state_dict(ckpt["model"], strict=not grown)  # a grown one: its branch starts as a no-op
         if adapter is not None and ckpt.get("adapter"):
             adapter.load_state_dict(ckpt["adapter"])
     averaged = copy.deepcopy(model).eval().requires_grad_(False) if cfg.average_decay else None
     if averaged is not None and ckpt.get(AVERAGED_KEY):
-        averaged.load_state_dict(ckpt[AVERAGED_KEY])
+        averaged.load_state_dict(ckpt[AVERAGED_KEY], strict=not grown)
     if source == last:
         step, elapsed, best = ckpt["step"], ckpt["elapsed"], ckpt["best"]
         if main:

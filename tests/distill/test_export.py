@@ -276,6 +276,15 @@ def test_qat_keeps_the_student_and_its_int8_export_close(checkpoints, tmp_path):
 
 
 @pytest.mark.slow
+def test_qat_refuses_what_its_simulation_does_not_model(checkpoints, tmp_path):
+    tmp, _, _ = checkpoints
+    model = {"channels": 8, "blocks": 0, "scale": 2, "context": 8}
+    cfg = tiny_config(tmp, kind="student", model=model, steps=2, out=str(tmp_path))
+    with pytest.raises(TrainingError, match="context branch.*distill export --int8"):
+        finetune(train(cfg), tmp_path / "q.pt", QatConfig(train_dir=cfg.train_dir, val_dir=cfg.val_dir))
+
+
+@pytest.mark.slow
 def test_a_half_resolution_student_exports_in_2x2_blocks_and_fine_tunes(checkpoints, tmp_path):
     """scale=2 runs through the same export, INT8 check, runtime and QAT as the shipped scale 4."""
     tmp, _, _ = checkpoints
@@ -325,6 +334,12 @@ def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
     y = torch.rand(1, 1, 36, 52)
     with torch.no_grad():
         assert torch.allclose(luma(y), student.luma_residual(y)[0], atol=1e-5)
+    with_context = Student(StudentConfig(channels=8, blocks=0, scale=2, context=8)).eval()
+    torch.nn.init.normal_(with_context.tail.weight, 0, 0.1)
+    assert with_context.context is not None
+    torch.nn.init.normal_(with_context.context.out.weight, 0, 0.1)
+    with torch.no_grad():  # the branch then reads the quarter-resolution features as they are
+        assert torch.allclose(luma_residual_module(with_context)(y), with_context.luma_residual(y)[0], atol=1e-5)
     with_body = Student(StudentConfig(channels=8, blocks=1, scale=2))
     assert luma_residual_module(with_body).size_multiple == 2  # its body stays at 1/2 resolution
     wide = Student(StudentConfig(channels=24, blocks=0, scale=2))
@@ -332,18 +347,26 @@ def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
 
 
 @pytest.mark.slow
-def test_a_bodyless_half_resolution_student_exports_in_4x4_blocks(checkpoints, tmp_path):
+@pytest.mark.parametrize(
+    ("model", "block"),
+    [
+        ({"channels": 16, "blocks": 0, "scale": 2}, 4),  # at 1/4 resolution
+        ({"channels": 8, "blocks": 0, "scale": 2, "context": 8}, 4),
+        ({"channels": 8, "blocks": 1, "scale": 2, "context": 8}, 2),  # packs and unpacks features inside
+    ],
+)
+def test_a_half_resolution_student_exports_in_its_blocks(checkpoints, tmp_path, model, block):
     tmp, _, _ = checkpoints
-    cfg = tiny_config(tmp, kind="student", model={"channels": 16, "blocks": 0, "scale": 2}, steps=10, out=str(tmp_path))
+    cfg = tiny_config(tmp, kind="student", model=model, steps=10, out=str(tmp_path))
     student = train(cfg)
     fp32, int8 = tmp_path / "s.onnx", tmp_path / "s8.onnx"
-    export_onnx(student, fp32, "bodyless", 1)
+    export_onnx(student, fp32, "half", 1)
     rng = np.random.default_rng(1)
     quantize_luma8(student, fp32, int8, [(rng.random((32, 40, 3)) * 255).astype(np.uint8) for _ in range(4)])
     meta = OnnxSharpener(int8).metadata
-    assert meta["vcam.luma8_block"] == "4" and meta["vcam.size_multiple"] == "4"
+    assert meta["vcam.luma8_block"] == str(block) and meta["vcam.size_multiple"] == "4"
     assert int16_overflows(onnx.load(str(int8))) == []
-    img = (np.random.default_rng(2).random((48, 64, 3)) * 255).astype(np.uint8)
+    img = (np.random.default_rng(2).random((46, 63, 3)) * 255).astype(np.uint8)  # padded to multiples of 4
     assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
 
 

@@ -69,4 +69,24 @@ def test_a_half_resolution_student_packs_2x2_blocks():
 
 def test_an_architecture_stored_before_a_field_existed_reads_as_it_was():
     stored = {"kind": "student", "channels": 24, "blocks": 1}  # what student-fast.pt (version 1) holds
-    assert canonical(stored) == describe(build("student", channels=24, blocks=1, scale=4))
+    assert canonical(stored) == describe(build("student", channels=24, blocks=1, scale=4, context=0))
+
+
+def test_a_context_branch_sees_further_and_starts_as_a_no_op():
+    torch.manual_seed(0)
+    student = Student(StudentConfig(channels=8, blocks=0, scale=2, context=8))
+    assert student.cfg.size_multiple == 4  # the branch packs the 1/2-resolution features in 2×2 blocks
+    x = torch.rand(1, 3, 32, 48)
+    nn.init.normal_(student.tail.weight, std=0.1)
+    before = student(x)
+    assert student.context is not None
+    nn.init.normal_(student.context.out.weight, std=0.1)
+    after = student(x)
+    assert not torch.allclose(after, before)  # trained, the branch changes the picture
+    # Receptive field: a change 7 pixels away reaches the centre only through the branch.
+    poked = x.clone()
+    poked[:, :, 16, 24 + 7] += 0.5
+    plain = Student(StudentConfig(channels=8, blocks=0, scale=2))
+    plain.load_state_dict({k: v for k, v in student.state_dict().items() if not k.startswith("context.")})
+    assert torch.equal(plain(poked)[:, :, 16, 24], plain(x)[:, :, 16, 24])
+    assert not torch.equal(student(poked)[:, :, 16, 24], student(x)[:, :, 16, 24])

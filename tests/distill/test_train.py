@@ -129,6 +129,21 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_student_grows_a_context_branch_from_its_checkpoint(tmp_path):
+    plain = {"channels": 8, "blocks": 0, "scale": 2}
+    cfg = tiny_config(tmp_path, kind="student", model=plain, steps=20, out=str(tmp_path / "plain"))
+    before = model_from_checkpoint(train(cfg))
+    grown_cfg = replace(cfg, model=plain | {"context": 8}, steps=0, init=str(tmp_path / "plain" / "last.pt"))
+    grown = model_from_checkpoint(train(replace(grown_cfg, out=str(tmp_path / "grown"))))
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert not torch.allclose(before(x), x, atol=1e-3)  # trained: not the identity it started as
+        assert torch.allclose(grown(x), before(x), atol=1e-3)  # the same picture (fp16 checkpoints) until it trains
+    with pytest.raises(TrainingError, match="without a context branch"):  # only a branch may be added
+        train(replace(grown_cfg, model=plain | {"channels": 16, "context": 8}, out=str(tmp_path / "wider")))
+
+
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     cfg = tiny_config(tmp_path, steps=5, lr=1e-3)
     train(cfg)
