@@ -44,14 +44,15 @@ class StudentConfig:
     blocks: int = 0
     scale: int = 2  # pixel-unshuffle factor: the network runs at 1/scale resolution
     context: int = 0  # width of a branch at half the network's resolution (0: none); see Context
+    levels: int = 1  # context branches nested: each one's 3×3 output gets its own at half its resolution
 
     @property
     def size_multiple(self) -> int:
-        return self.scale * 2 if self.context else self.scale
+        return self.scale * 2**self.levels if self.context else self.scale
 
 
 # Fields added to StudentConfig after checkpoints were written, with the value they had then.
-_BEFORE_FIELDS = {"student": {"scale": 4, "context": 0}}
+_BEFORE_FIELDS = {"student": {"scale": 4, "context": 0, "levels": 1}}
 
 
 class ResBlock(nn.Module):
@@ -149,19 +150,28 @@ class Context(nn.Module):
 
     `packed` applies it to features already unshuffled by 2 (the quarter-resolution export)."""
 
-    def __init__(self, ch: int, width: int):
+    def __init__(self, ch: int, width: int, levels: int = 1):
         super().__init__()
         self.inp = nn.Conv2d(4 * ch, width, 1)
         self.mid = nn.Conv2d(width, width, 3, padding=1)
+        self.inner = Context(width, width, levels - 1) if levels > 1 else None
         self.out = nn.Conv2d(width, 4 * ch, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    def _middle(self, x: torch.Tensor) -> torch.Tensor:
+        m = F.relu(self.mid(F.relu(x)))
+        return self.out(m if self.inner is None else self.inner(m))
+
     def packed(self, h: torch.Tensor) -> torch.Tensor:
-        return h + self.out(F.relu(self.mid(F.relu(self.inp(h)))))
+        return h + self._middle(self.inp(h))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return F.pixel_shuffle(self.packed(F.pixel_unshuffle(h, 2)), 2)
+        # inp(pixel_unshuffle(h, 2)) as one 2×2 stride-2 convolution: ONNX has no unshuffle of
+        # several channels but a 6-D transpose, which ONNX Runtime's INT8 graph runs slowly.
+        w = self.inp.weight
+        x = F.conv2d(h, w.view(w.shape[0], -1, 2, 2), self.inp.bias, stride=2)
+        return h + F.pixel_shuffle(self._middle(x), 2)
 
 
 class Student(nn.Module):
@@ -173,7 +183,7 @@ class Student(nn.Module):
         c, packed = cfg.channels, cfg.scale**2
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
         self.head = nn.Conv2d(packed, c, 3, padding=1)
-        self.context = Context(c, cfg.context) if cfg.context else None
+        self.context = Context(c, cfg.context, cfg.levels) if cfg.context else None
         self.body = nn.ModuleList(RepBlock(c) for _ in range(cfg.blocks))
         self.tail = nn.Conv2d(c, packed, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
