@@ -56,18 +56,16 @@ def timings(work: Path, frame: np.ndarray, runs: int) -> dict[str, float]:
 def parse_candidate(text: str) -> dict[str, int]:
     """'32x2' -> 32 channels, 2 blocks, scale 4; '24x1s2' -> the same at scale 2; '16x0s2k16' ->
     with a 16-wide context branch (`distill.models.Context`)."""
-    found = re.fullmatch(r"(\d+)x(\d+)(?:s(\d+))?(?:k(\d+))?(?:l(\d+))?", text.strip())
+    found = re.fullmatch(r"(\d+)x(\d+)(?:s(\d+))?(?:k(\d+))?", text.strip())
     if found is None:
         raise SystemExit(f"candidate {text!r} is not CHANNELSxBLOCKS[sSCALE][kCONTEXT], e.g. 16x0s2k16")
-    channels, blocks, scale, context, levels = found.groups()
-    arch = {"channels": int(channels), "blocks": int(blocks), "scale": int(scale or 4), "context": int(context or 0)}
-    return arch | ({"levels": int(levels)} if levels else {})
+    channels, blocks, scale, context = found.groups()
+    return {"channels": int(channels), "blocks": int(blocks), "scale": int(scale or 4), "context": int(context or 0)}
 
 
 def name_of(arch: dict[str, int]) -> str:
     scale = "" if arch["scale"] == 4 else f"s{arch['scale']}"
     context = f"k{arch['context']}" if arch.get("context") else ""
-    context += f"l{arch['levels']}" if arch.get("levels", 1) > 1 else ""
     return f"c{arch['channels']}b{arch['blocks']}{scale}{context}"
 
 

@@ -115,9 +115,10 @@ class _QuarterResolution(nn.Module):
     luma packed in 4×4 blocks at both ends like the 1/4-resolution students: the same function,
     in about three quarters of the time in ONNX Runtime's INT8 kernels."""
 
+    size_multiple = 4
+
     def __init__(self, net: Student) -> None:
         super().__init__()
-        self.size_multiple = max(4, net.cfg.size_multiple)  # a nested context branch packs further
         order = _unshuffle_order(2)
         self.head = unshuffled_conv(net.head, 2)
         self.head.weight.data = self.head.weight.data[:, order]  # its input: the luma in 4×4 blocks

@@ -44,15 +44,14 @@ class StudentConfig:
     blocks: int = 0
     scale: int = 2  # pixel-unshuffle factor: the network runs at 1/scale resolution
     context: int = 0  # width of a branch at half the network's resolution (0: none); see Context
-    levels: int = 1  # context branches nested: each one's 3×3 output gets its own at half its resolution
 
     @property
     def size_multiple(self) -> int:
-        return self.scale * 2**self.levels if self.context else self.scale
+        return self.scale * 2 if self.context else self.scale
 
 
 # Fields added to StudentConfig after checkpoints were written, with the value they had then.
-_BEFORE_FIELDS = {"student": {"scale": 4, "context": 0, "levels": 1}}
+_BEFORE_FIELDS = {"student": {"scale": 4, "context": 0}}
 
 
 class ResBlock(nn.Module):
@@ -150,18 +149,16 @@ class Context(nn.Module):
 
     `packed` applies it to features already unshuffled by 2 (the quarter-resolution export)."""
 
-    def __init__(self, ch: int, width: int, levels: int = 1):
+    def __init__(self, ch: int, width: int):
         super().__init__()
         self.inp = nn.Conv2d(4 * ch, width, 1)
         self.mid = nn.Conv2d(width, width, 3, padding=1)
-        self.inner = Context(width, width, levels - 1) if levels > 1 else None
         self.out = nn.Conv2d(width, 4 * ch, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
     def _middle(self, x: torch.Tensor) -> torch.Tensor:
-        m = F.relu(self.mid(F.relu(x)))
-        return self.out(m if self.inner is None else self.inner(m))
+        return self.out(F.relu(self.mid(F.relu(x))))
 
     def packed(self, h: torch.Tensor) -> torch.Tensor:
         return h + self._middle(self.inp(h))
@@ -183,7 +180,7 @@ class Student(nn.Module):
         c, packed = cfg.channels, cfg.scale**2
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
         self.head = nn.Conv2d(packed, c, 3, padding=1)
-        self.context = Context(c, cfg.context, cfg.levels) if cfg.context else None
+        self.context = Context(c, cfg.context) if cfg.context else None
         self.body = nn.ModuleList(RepBlock(c) for _ in range(cfg.blocks))
         self.tail = nn.Conv2d(c, packed, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
