@@ -1,8 +1,9 @@
 """Choose the student: quality vs milliseconds for candidate architectures, measured here.
 
 Each candidate (CHANNELSxBLOCKS, with `s2` appended for a student at 1/2 instead of 1/4
-resolution) is distilled from the same teacher for the same number of steps (output-level KD
-with `--w-feat`, 0 by default: feature mimicry needs 1/4-resolution features), exported
+resolution and `kN` for a context branch N wide) is distilled from the same teacher for the
+same number of steps (output-level KD with `--w-feat`, 0 by default: feature mimicry needs
+1/4-resolution features), exported
 (re-parameterised) to ONNX fp32 and static INT8, timed on a 1280×720 frame with ONNX Runtime
 (median of N runs, ONNX Runtime's default threads, with CAS timed in the same process as a
 yardstick for this machine's speed) and scored on the validation set: with the benchmark
@@ -16,6 +17,9 @@ trains on (`distill.unseen`), and with one strong defocus (Gaussian sigma 1.2, t
         --out benchmarks/student_arch_budgets --retime    # times again, on a quiet machine
     python benchmarks/student_arch.py --teacher weights/teacher.pt --steps 15000 --w-feat 0.1 \
         --candidates 32x1,32x2,32x3,32x4,24x3 --work runs/arch15k --out benchmarks/student_arch_15k
+    python benchmarks/student_arch.py --teacher runs/teacher-snapshot.pt --steps 4000 --threads 1 \
+        --candidates 8x0s2,16x0s2,16x0s2k16,8x0s2k16,16x0s2k32,8x0s2k8,16x0s2k24,16x1s2k32,16x0s2k48 \
+        --work runs/arch-ctx --out benchmarks/student_arch_context
 """
 
 from __future__ import annotations
@@ -131,7 +135,9 @@ def write_report(args: argparse.Namespace, rows: list[dict], inputs: dict[str, f
         f"images blurred (Gaussian sigma 1.2) and JPEG-compressed (quality 70), input "
         f"{inputs['defocus_input_psnr']:.2f} dB. `s2`: the student at 1/2 resolution (2×2 blocks) instead of 1/4; "
         "the INT8 export runs a bodyless one (`b0`) of at most 16 channels at 1/4 resolution in 4×4 blocks "
-        "(`distill.export.unshuffled_conv`: the same integers from four times the MACs, zeros included, in less time).",
+        "(`distill.export.unshuffled_conv`: the same integers from four times the MACs, zeros included, in less time). "
+        "`kN`: a context branch N wide (`distill.models.Context`: the features in 2×2 blocks through 1×1, 3×3, 1×1, "
+        "added back), which that form runs on its 1/4-resolution features as they are.",
         "",
         "| student | params | GMAC/720p | fp32 ms | INT8 ms | INT8 ms / CAS ms | PSNR fp32 | gain vs input "
         "| INT8 cost | second family gain fp32 / INT8 | kept | defocus gain (INT8) |",
