@@ -13,7 +13,9 @@ versions, which at equal MACs gained about half as much), on luma only: the pred
 residual is added to R, G and B alike, which changes Y and leaves the chroma (B−Y, R−Y) of the
 input untouched — the public RGB contract for the cost of one channel instead of three. Its
 blocks are re-parameterisable (3×3 + 1×1 + identity branches while training, folded into one 3×3
-conv for export); the shipped default and fast tiers have none, a head and a tail only.
+conv for export); the shipped tiers have none. The default and hq tiers add a context branch
+(`Context`) between head and tail instead: depth at a coarser resolution, which the quarter-
+resolution export runs cheaply; the fast tier is a head and a tail only.
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    """The shipped default tier: a head and a tail at half resolution (weights/README.md)."""
+    """The shipped default tier: a head, a context branch and a tail at half resolution
+    (weights/README.md)."""
 
     channels: int = 16
     blocks: int = 0
     scale: int = 2  # pixel-unshuffle factor: the network runs at 1/scale resolution
-    context: int = 0  # width of a branch at half the network's resolution (0: none); see Context
+    context: int = 16  # width of a branch at half the network's resolution (0: none); see Context
 
     @property
     def size_multiple(self) -> int:

@@ -288,7 +288,9 @@ def test_qat_refuses_what_its_simulation_does_not_model(checkpoints, tmp_path):
 def test_a_half_resolution_student_exports_in_2x2_blocks_and_fine_tunes(checkpoints, tmp_path):
     """scale=2 runs through the same export, INT8 check, runtime and QAT as the shipped scale 4."""
     tmp, _, _ = checkpoints
-    cfg = tiny_config(tmp, kind="student", model={"channels": 8, "blocks": 1, "scale": 2}, steps=10, out=str(tmp_path))
+    cfg = tiny_config(
+        tmp, kind="student", model={"channels": 8, "blocks": 1, "scale": 2, "context": 0}, steps=10, out=str(tmp_path)
+    )
     student = train(cfg)
     sizes = {k: getattr(cfg, k) for k in ("train_dir", "val_dir", "cache", "crop", "pool", "batch")}
     finetune(student, tmp_path / "q.pt", QatConfig(**sizes, calib_dir=cfg.train_dir, steps=5, calib_images=4))
@@ -327,7 +329,7 @@ def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
     from distill.models import Student, StudentConfig
 
     torch.manual_seed(0)
-    student = Student(StudentConfig(channels=8, blocks=0, scale=2)).eval()
+    student = Student(StudentConfig(channels=8, blocks=0, scale=2, context=0)).eval()
     torch.nn.init.normal_(student.tail.weight, 0, 0.1)  # a trained tail: not the zeros it starts from
     luma = luma_residual_module(student)
     assert luma.size_multiple == 4
@@ -340,9 +342,9 @@ def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
     torch.nn.init.normal_(with_context.context.out.weight, 0, 0.1)
     with torch.no_grad():  # the branch then reads the quarter-resolution features as they are
         assert torch.allclose(luma_residual_module(with_context)(y), with_context.luma_residual(y)[0], atol=1e-5)
-    with_body = Student(StudentConfig(channels=8, blocks=1, scale=2))
+    with_body = Student(StudentConfig(channels=8, blocks=1, scale=2, context=0))
     assert luma_residual_module(with_body).size_multiple == 2  # its body stays at 1/2 resolution
-    wide = Student(StudentConfig(channels=24, blocks=0, scale=2))
+    wide = Student(StudentConfig(channels=24, blocks=0, scale=2, context=0))
     assert luma_residual_module(wide).size_multiple == 2  # four times its MACs would cost more than they save
 
 
@@ -350,7 +352,7 @@ def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
 @pytest.mark.parametrize(
     ("model", "block"),
     [
-        ({"channels": 16, "blocks": 0, "scale": 2}, 4),  # at 1/4 resolution
+        ({"channels": 16, "blocks": 0, "scale": 2, "context": 0}, 4),  # at 1/4 resolution
         ({"channels": 8, "blocks": 0, "scale": 2, "context": 8}, 4),
         ({"channels": 8, "blocks": 1, "scale": 2, "context": 8}, 2),  # packs and unpacks features inside
     ],

@@ -16,7 +16,7 @@ def test_feature_maps_align_for_mimicry():
     x = torch.rand(2, 3, 64, 40)
     teacher, student = (
         Teacher(TeacherConfig(width=8, blocks=(1, 1, 1))),
-        Student(StudentConfig(channels=16, blocks=3, scale=4)),
+        Student(StudentConfig(channels=16, blocks=3, scale=4, context=0)),
     )
     _, ft = teacher(x, return_features=True)
     _, fs = student(x, return_features=True)
@@ -28,7 +28,7 @@ def test_feature_maps_align_for_mimicry():
 @pytest.mark.parametrize("scale", [2, 4])
 def test_fold_keeps_the_function(scale):
     torch.manual_seed(0)
-    student = Student(StudentConfig(channels=16, blocks=3, scale=scale))
+    student = Student(StudentConfig(channels=16, blocks=3, scale=scale, context=0))
     for p in student.parameters():
         nn.init.normal_(p, std=0.05)
     x = torch.rand(1, 3, 36, 28)
@@ -41,7 +41,7 @@ def test_fold_keeps_the_function(scale):
 @pytest.mark.parametrize("scale", [2, 4])
 def test_student_changes_luma_only(scale):
     torch.manual_seed(0)
-    student = Student(StudentConfig(channels=16, blocks=2, scale=scale))
+    student = Student(StudentConfig(channels=16, blocks=2, scale=scale, context=0))
     nn.init.normal_(student.tail.weight, std=0.1)
     x = torch.rand(1, 3, 16, 16)
     delta = student(x) - x
@@ -52,7 +52,8 @@ def test_student_changes_luma_only(scale):
 
 
 def test_describe_round_trips():
-    models = (build("teacher", **TINY_TEACHER), build("student", **TINY_STUDENT), build("student", scale=2))
+    students = (build("student", **TINY_STUDENT), build("student", scale=2, context=0), build("student"))
+    models = (build("teacher", **TINY_TEACHER), *students)
     for model in models:
         arch = describe(model)
         again = build(arch.pop("kind"), **arch)
@@ -60,7 +61,7 @@ def test_describe_round_trips():
 
 
 def test_a_half_resolution_student_packs_2x2_blocks():
-    student = Student(StudentConfig(channels=8, blocks=1, scale=2))
+    student = Student(StudentConfig(channels=8, blocks=1, scale=2, context=0))
     assert student.head.in_channels == student.tail.out_channels == 4 and student.cfg.size_multiple == 2
     assert student(torch.rand(1, 3, 18, 22)).shape == (1, 3, 18, 22)  # a multiple of 2, not of 4
     with pytest.raises(ValueError, match="scale must be 2 or 4, not 3"):
@@ -86,7 +87,7 @@ def test_a_context_branch_sees_further_and_starts_as_a_no_op():
     # Receptive field: a change 7 pixels away reaches the centre only through the branch.
     poked = x.clone()
     poked[:, :, 16, 24 + 7] += 0.5
-    plain = Student(StudentConfig(channels=8, blocks=0, scale=2))
+    plain = Student(StudentConfig(channels=8, blocks=0, scale=2, context=0))
     plain.load_state_dict({k: v for k, v in student.state_dict().items() if not k.startswith("context.")})
     assert torch.equal(plain(poked)[:, :, 16, 24], plain(x)[:, :, 16, 24])
     assert not torch.equal(student(poked)[:, :, 16, 24], student(x)[:, :, 16, 24])

@@ -108,12 +108,16 @@ def test_a_checkpoint_from_before_the_students_scale_option_resumes(tmp_path):
     torch.save(ckpt, last)
     assert load_checkpoint(train(replace(cfg, steps=8)))["step"] == 8
     with pytest.raises(TrainingError, match="new --out"):
-        train(replace(cfg, model=dict(TINY_STUDENT, scale=2), steps=10))
+        train(replace(cfg, model=dict(TINY_STUDENT, scale=2, context=0), steps=10))
 
 
 def test_feature_mimicry_needs_a_student_at_the_teachers_feature_resolution(tmp_path):
     cfg = tiny_config(
-        tmp_path, kind="student", model=dict(TINY_STUDENT, scale=2), teacher=str(tmp_path / "t.pt"), w_feat=0.1
+        tmp_path,
+        kind="student",
+        model=dict(TINY_STUDENT, scale=2, context=0),
+        teacher=str(tmp_path / "t.pt"),
+        w_feat=0.1,
     )
     with pytest.raises(TrainingError, match="scale-2 student's are at another resolution; pass --w-feat 0"):
         train(cfg)
@@ -130,7 +134,7 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
 
 @pytest.mark.slow
 def test_a_student_grows_a_context_branch_from_its_checkpoint(tmp_path):
-    plain = {"channels": 8, "blocks": 0, "scale": 2}
+    plain = {"channels": 8, "blocks": 0, "scale": 2, "context": 0}
     cfg = tiny_config(tmp_path, kind="student", model=plain, steps=20, out=str(tmp_path / "plain"))
     before = model_from_checkpoint(train(cfg))
     grown_cfg = replace(cfg, model=plain | {"context": 8}, steps=0, init=str(tmp_path / "plain" / "last.pt"))
