@@ -50,7 +50,7 @@ class StudentConfig:
 
     @property
     def size_multiple(self) -> int:
-        return self.scale * 2 if self.context else self.scale
+        return self.scale * 2 if self.context else self.scale  # the branch packs the features in 2×2 blocks
 
 
 # Fields added to StudentConfig after checkpoints were written, with the value they had then.
@@ -263,7 +263,13 @@ def macs(model: nn.Module, height: int = 720, width: int = 1280) -> int:
         k = conv.kernel_size[0] * conv.kernel_size[1]
         total += out.numel() * conv.in_channels // conv.groups * k
 
+    def count_context_input(branch: Context, inp: tuple[torch.Tensor, ...], _out: torch.Tensor) -> None:
+        # Context.forward runs its input convolution as a functional 2×2 stride-2 one, unhooked.
+        nonlocal total
+        total += inp[0].numel() * branch.inp.out_channels
+
     hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    hooks += [m.register_forward_hook(count_context_input) for m in model.modules() if isinstance(m, Context)]
     try:
         with torch.no_grad():
             model(torch.zeros(1, 3, height, width))

@@ -121,8 +121,8 @@ def model_from_checkpoint(path: str | Path, averaged: bool = True) -> nn.Module:
         raise TrainingError(
             f"{path} is not a checkpoint written by `distill train` (no architecture and weights in it)"
         )
-    arch = dict(ckpt["arch"])
     try:
+        arch = canonical(ckpt["arch"])  # fields added since it was written take their old values
         model = build(arch.pop("kind", ""), **arch)
         model.load_state_dict(ckpt[AVERAGED_KEY] if averaged and ckpt.get(AVERAGED_KEY) else ckpt["model"])
     except (TypeError, ValueError, RuntimeError, KeyError) as e:
@@ -143,6 +143,13 @@ def _grows(stored: dict[str, Any], arch: dict[str, Any]) -> bool:
     from the stored ones, which is cheaper than training the larger network from scratch."""
     before = _canonical_or_none(stored)
     return arch.get("context", 0) > 0 and before == arch | {"context": 0}
+
+
+def _load(model: nn.Module, state: dict[str, torch.Tensor], grown: bool) -> None:
+    """Load weights; a grown student lacks exactly its context branch's, which keeps its no-op start."""
+    missing, unexpected = model.load_state_dict(state, strict=not grown)
+    if unexpected or any(not k.startswith("context.") for k in missing):
+        raise TrainingError(f"the checkpoint's weights do not fit this network ({(unexpected or missing)[0]})")
 
 
 def _file_digest(path: str | Path) -> str:
@@ -313,12 +320,12 @@ def train(cfg: TrainConfig) -> Path:
         )
         raise TrainingError(f"{source} holds a {ckpt['arch']} but this run trains a {describe(model)}; {fix}")
     if source:
-        model.load_state_dict(ckpt["model"], strict=not grown)  # a grown one: its branch starts as a no-op
+        _load(model, ckpt["model"], grown)
         if adapter is not None and ckpt.get("adapter"):
             adapter.load_state_dict(ckpt["adapter"])
     averaged = copy.deepcopy(model).eval().requires_grad_(False) if cfg.average_decay else None
     if averaged is not None and ckpt.get(AVERAGED_KEY):
-        averaged.load_state_dict(ckpt[AVERAGED_KEY], strict=not grown)
+        _load(averaged, ckpt[AVERAGED_KEY], grown)
     if source == last:
         step, elapsed, best = ckpt["step"], ckpt["elapsed"], ckpt["best"]
         if main:

@@ -79,7 +79,10 @@ def test_a_context_branch_sees_further_and_starts_as_a_no_op():
     assert student.cfg.size_multiple == 4  # the branch packs the 1/2-resolution features in 2×2 blocks
     x = torch.rand(1, 3, 32, 48)
     nn.init.normal_(student.tail.weight, std=0.1)
+    plain = Student(StudentConfig(channels=8, blocks=0, scale=2, context=0))
+    plain.load_state_dict({k: v for k, v in student.state_dict().items() if not k.startswith("context.")})
     before = student(x)
+    assert torch.allclose(before, plain(x))  # untrained, the branch adds nothing
     assert student.context is not None
     nn.init.normal_(student.context.out.weight, std=0.1)
     after = student(x)
@@ -87,7 +90,5 @@ def test_a_context_branch_sees_further_and_starts_as_a_no_op():
     # Receptive field: a change 7 pixels away reaches the centre only through the branch.
     poked = x.clone()
     poked[:, :, 16, 24 + 7] += 0.5
-    plain = Student(StudentConfig(channels=8, blocks=0, scale=2, context=0))
-    plain.load_state_dict({k: v for k, v in student.state_dict().items() if not k.startswith("context.")})
     assert torch.equal(plain(poked)[:, :, 16, 24], plain(x)[:, :, 16, 24])
     assert not torch.equal(student(poked)[:, :, 16, 24], student(x)[:, :, 16, 24])

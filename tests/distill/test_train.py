@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from support.distill_fixtures import TINY_STUDENT, tiny_config, write_images
 
 from distill.data import DataError, make_pool, to_tensor_batch, write_atomically
+from distill.models import build, describe
 from distill.train import TrainConfig, TrainingError, average_decay_at, load_checkpoint, model_from_checkpoint, train
 
 REPO = Path(__file__).resolve().parents[2]
@@ -130,6 +131,20 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     train(cfg)
     with pytest.raises(TrainingError, match="new --out"):
         train(replace(cfg, kind="student", model=dict(TINY_STUDENT)))
+
+
+def test_a_checkpoint_from_before_the_context_option_loads_as_it_was(tmp_path):
+    """Weights-only checkpoints of earlier versions (e.g. student-fast.pt) lack `context`."""
+    student = build("student", channels=8, blocks=0, scale=2, context=0)
+    torch.save(
+        {"arch": {"kind": "student", "channels": 8, "blocks": 0, "scale": 2}, "model": student.state_dict()},
+        tmp_path / "old.pt",
+    )
+    loaded = model_from_checkpoint(tmp_path / "old.pt")
+    assert describe(loaded)["context"] == 0
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), student.eval()(x))
 
 
 @pytest.mark.slow
