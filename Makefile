@@ -32,9 +32,11 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/ruff format --check vcam distill tests benchmarks
 	$(VENV)/bin/mypy
 
-# Real v4l2loopback in a QEMU guest, both driver generations (Debian packages; root for apt-get).
+# Real v4l2loopback in a QEMU guest, both driver generations (Debian packages; root for apt-get),
+# and the shipped INT8 models on an emulated AVX2 CPU: the same picture as on this one.
 e2e: $(VENV)/.dev
 	bash tests/e2e/install-deps.sh
+	$(PY) benchmarks/int8_parity.py --emulate Haswell --check
 	bash tests/e2e/run.sh --driver 0.12
 	bash tests/e2e/run.sh --driver 0.15
 

@@ -5,7 +5,13 @@ frames of a real clip), hashes the outputs, and stores the digests under this CP
 benchmarks/int8_parity.json. Run it on each CPU class a session lands on: the structural check
 (`distill.export.int16_overflows`) says the outputs must agree; this shows that they do.
 
-    python benchmarks/int8_parity.py [--clip ../shared/data/video/vtest.avi]
+`--emulate Haswell` also runs them under QEMU's user-mode emulation of that CPU (Debian's
+qemu-user), which has AVX2 and no VNNI, so ONNX Runtime takes the kernels that saturate: the AVX2
+class checked on any host. A canary, a convolution whose 8-bit weights do saturate there, must
+come out different under emulation on a VNNI host, or the emulator did not take that path.
+`--check` compares without writing the record and fails when a shipped model differs (CI).
+
+    python benchmarks/int8_parity.py [--clip ../shared/data/video/vtest.avi] [--emulate Haswell [--check]]
 """
 
 from __future__ import annotations
@@ -13,11 +19,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
 
 from vcam.cpu import cpu_info
 from vcam.frames import to_i420
@@ -25,6 +36,7 @@ from vcam.sharpener import OnnxSharpener
 from vcam.tiers import TIERS, tier_path
 
 OUT = Path(__file__).with_name("int8_parity.json")
+CANARY = "canary (8-bit weights: saturates without VNNI)"
 
 
 def frames(clip: str | None) -> list[np.ndarray]:
@@ -41,38 +53,120 @@ def frames(clip: str | None) -> list[np.ndarray]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--clip", default=None, help="a video whose first frames are also hashed")
-    args = ap.parse_args()
-    inputs = frames(args.clip)
-    digests = {}
+def canary_digest() -> str:
+    """A QDQ 3×3 convolution with weights ±127 on inputs near 255: two adjacent products add up
+    to ~64,000, beyond the int16 that AVX2's vpmaddubsw saturates at, so its output depends on
+    the CPU class, as the shipped models' must not."""
+    w = np.full((16, 16, 3, 3), 127, np.int8)
+    w[:, :, 1, 1] = -127
+    inits = [
+        numpy_helper.from_array(w, "w"),
+        numpy_helper.from_array(np.full(16, 1e-4, np.float32), "w_scale"),
+        numpy_helper.from_array(np.zeros(16, np.int8), "w_zero"),
+        numpy_helper.from_array(np.array(1 / 255, np.float32), "x_scale"),
+        numpy_helper.from_array(np.array(0, np.uint8), "x_zero"),
+        numpy_helper.from_array(np.array(0.05, np.float32), "y_scale"),
+        numpy_helper.from_array(np.array(128, np.uint8), "y_zero"),
+    ]
+    nodes = [
+        helper.make_node("DequantizeLinear", ["x", "x_scale", "x_zero"], ["xf"]),
+        helper.make_node("DequantizeLinear", ["w", "w_scale", "w_zero"], ["wf"], axis=0),
+        helper.make_node("Conv", ["xf", "wf"], ["yf"], pads=[1, 1, 1, 1]),
+        helper.make_node("QuantizeLinear", ["yf", "y_scale", "y_zero"], ["y"]),
+    ]
+    shape = [1, 16, 32, 32]
+    graph = helper.make_graph(
+        nodes,
+        "canary",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, shape)],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, shape)],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).integers(200, 256, shape, dtype=np.uint8)
+    return hashlib.sha256(session.run(None, {"x": x})[0].tobytes()).hexdigest()[:16]
+
+
+def digests(clip: str | None) -> dict[str, str]:
+    """Output digest per shipped INT8 model file (named with its hash), and the canary's."""
+    inputs = frames(clip)
+    out = {}
     for tier in TIERS:
         path = tier_path(tier)
         sharpener = OnnxSharpener(path, provider="cpu")
         h = hashlib.sha256()
         for frame in inputs:
             h.update(sharpener(to_i420(frame)).tobytes())
-        digests[f"{path.name} {hashlib.sha1(path.read_bytes()).hexdigest()[:12]}"] = h.hexdigest()[:16]
-    cpu = cpu_info()
+        out[f"{path.name} {hashlib.sha1(path.read_bytes()).hexdigest()[:12]}"] = h.hexdigest()[:16]
+    out[CANARY] = canary_digest()
+    return out
+
+
+def emulated_digests(cpu: str, clip: str | None) -> dict[str, str]:
+    """`digests` computed by this script under `qemu-x86_64 -cpu <cpu>`."""
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        sys.exit("qemu-x86_64 is not installed; install Debian's qemu-user (tests/e2e/install-deps.sh does)")
+    command = [qemu, "-cpu", cpu, sys.executable, __file__, "--digests"] + (["--clip", clip] if clip else [])
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"the emulated run failed ({tail}); try another --emulate CPU model (qemu-x86_64 -cpu help)")
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def verdict(ours: dict[str, str], theirs: dict[str, str]) -> str:
+    shared = [k for k in ours if k in theirs and k != CANARY]  # the model files both ran
+    if not shared:
+        return "other model files"
+    same = all(ours[k] == theirs[k] for k in shared)
+    text = "same" if same else "DIFFERENT"
+    if len(shared) < len(ours) - (CANARY in ours):
+        text += f" for the {len(shared)} model files both ran"
+    return text
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clip", default=None, help="a video whose first frames are also hashed")
+    ap.add_argument("--emulate", metavar="CPU", help="also run under qemu-x86_64 -cpu CPU (an AVX2 one: Haswell)")
+    ap.add_argument("--check", action="store_true", help="with --emulate: compare only, fail on a difference")
+    ap.add_argument("--digests", action="store_true", help=argparse.SUPPRESS)  # the emulated child's mode
+    args = ap.parse_args()
+    if args.digests:
+        print(json.dumps(digests(args.clip)))
+        return
+    if args.check and not args.emulate:
+        ap.error("--check compares with an emulated CPU: pass --emulate too")
+    host = cpu_info()
+    runs = {host.isa: (host.describe(), digests(args.clip))}
+    if args.emulate:
+        emulated = emulated_digests(args.emulate, args.clip)
+        runs[f"AVX2 (QEMU {args.emulate})"] = (f"QEMU user-mode {args.emulate} on {host.describe()}", emulated)
+        ours = runs[host.isa][1]
+        if host.isa != "AVX2" and emulated[CANARY] == ours[CANARY]:
+            sys.exit(f"the canary computed the same under QEMU {args.emulate}: it did not run AVX2's kernels")
+        result = verdict(ours, emulated)
+        print(f"{host.describe()} vs QEMU {args.emulate}: {result}")
+        if args.check:
+            sys.exit(0 if result == "same" else 1)
+
     record = json.loads(OUT.read_text()) if OUT.exists() else {}
-    record[cpu.isa] = {
-        "cpu": cpu.describe(),
-        "date": time.strftime("%Y-%m-%d"),
-        "frames": len(inputs),
-        "clip": args.clip,
-        "outputs": digests,
-    }
+    frame_count = len(frames(args.clip))
+    for isa, (cpu, outputs) in runs.items():
+        record[isa] = {
+            "cpu": cpu,
+            "date": time.strftime("%Y-%m-%d"),
+            "frames": frame_count,
+            "clip": args.clip,
+            "outputs": outputs,
+        }
     OUT.write_text(json.dumps(record, indent=2) + "\n")
+    ours = runs[host.isa][1]
     for isa, r in record.items():
-        shared = {k: v for k, v in r["outputs"].items() if k in digests}  # the model files both ran
-        if r["frames"] != len(inputs) or not shared:
-            verdict = "other frames or model files"
-        else:
-            verdict = "same" if all(digests[k] == v for k, v in shared.items()) else "DIFFERENT"
-            if len(shared) < len(digests):
-                verdict += f" for the {len(shared)} of {len(digests)} model files it ran"
-        print(f"{isa:14} {r['cpu']}, {r['date']}: {verdict}")
+        same_frames = r["frames"] == frame_count and r["clip"] == args.clip
+        print(f"{isa:24} {r['cpu']}, {r['date']}: {verdict(ours, r['outputs']) if same_frames else 'other frames'}")
 
 
 if __name__ == "__main__":

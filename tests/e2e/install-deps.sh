@@ -4,12 +4,13 @@
 # v4l2-ctl, ffmpeg, GStreamer and Chromium (the guest's readers; its root is this machine's), a static
 # busybox for its initramfs; then the source of the newer driver generation, Debian 13's
 # v4l2loopback-dkms (0.15), downloaded but not installed: run.sh --driver 0.15 builds it for the
-# guest kernel. Skips apt when everything is already there.
+# guest kernel. Also qemu-user, for the INT8 parity check on an emulated AVX2 CPU
+# (benchmarks/int8_parity.py --emulate). Skips apt when everything is already there.
 set -euo pipefail
 
 PACKAGES=(qemu-system-x86 linux-image-amd64 linux-headers-amd64 v4l2loopback-dkms v4l-utils
           ffmpeg gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
-          chromium busybox-static)
+          chromium busybox-static qemu-user)
 
 missing=()
 for package in "${PACKAGES[@]}"; do
