@@ -12,8 +12,10 @@ student checkpoint.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,44 +67,68 @@ def fake_quant(x: torch.Tensor, scale: float, zero_point: int = 0) -> torch.Tens
     return _round_ste(x.clamp(lo, hi) / scale) * scale
 
 
-def _relu_convs(student: Student) -> list[nn.Conv2d]:
-    """The folded student's convolutions that a ReLU follows, in order (all but the tail)."""
-    return [student.head, *(b.conv3 for b in student.body)]
+def _conv(conv: nn.Conv2d, x: torch.Tensor, quantize_weight: bool) -> torch.Tensor:
+    w = fake_quant_weight(conv.weight) if quantize_weight else conv.weight
+    return F.conv2d(x, w, conv.bias, padding=conv.padding)
+
+
+def luma_residual(
+    student: Student, y: torch.Tensor, activation: Callable[[int, torch.Tensor], torch.Tensor], quantize_weights: bool
+) -> torch.Tensor:
+    """The folded student's luma residual, `activation(i, t)` applied to the i-th tensor that the
+    INT8 model stores as uint8 (each ReLU output, and in the context branch its output and the
+    sum), in the order they are computed. Half resolution and the INT8 model's quarter hold the
+    same numbers in another layout, so one form serves both."""
+    points = itertools.count()
+    h = activation(next(points), F.relu(_conv(student.head, F.pixel_unshuffle(y, student.cfg.scale), quantize_weights)))
+    branch = student.context
+    if branch is not None:  # Context.packed on the 2×2 blocks, as the quarter-resolution export runs it
+        z = activation(next(points), F.relu(_conv(branch.inp, F.pixel_unshuffle(h, 2), quantize_weights)))
+        z = activation(next(points), F.relu(_conv(branch.mid, z, quantize_weights)))
+        z = activation(next(points), F.pixel_shuffle(_conv(branch.out, z, quantize_weights), 2))
+        h = activation(next(points), h + z)
+    for block in student.body:
+        h = activation(next(points), F.relu(_conv(block.conv3, h, quantize_weights)))
+    return F.pixel_shuffle(_conv(student.tail, h, quantize_weights), student.cfg.scale)
 
 
 class QuantizedStudent(nn.Module):
     """A folded student computed as the INT8 model computes it: uint8 luma in, weights and
     activations rounded, the residual rounded to levels around 128."""
 
-    def __init__(self, student: Student, activation_scales: list[float]):
+    def __init__(self, student: Student, ranges: list[tuple[float, int]]):
         super().__init__()
-        self.net, self.scales, self.cfg = student, activation_scales, student.cfg
+        self.net, self.ranges, self.cfg = student, ranges, student.cfg
         self.register_buffer("luma", student.luma.clone(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = fake_quant(F.conv2d(x, self.luma), 1 / 255)
-        h = F.pixel_unshuffle(y, self.cfg.scale)
-        for conv, scale in zip(_relu_convs(self.net), self.scales):
-            h = fake_quant(F.relu(F.conv2d(h, fake_quant_weight(conv.weight), conv.bias, padding=1)), scale)
-        tail = self.net.tail
-        r = fake_quant(F.conv2d(h, fake_quant_weight(tail.weight), tail.bias, padding=1), 1 / 255, 128)
-        return x + F.pixel_shuffle(r, self.cfg.scale)
+        r = luma_residual(self.net, y, lambda i, t: fake_quant(t, *self.ranges[i]), quantize_weights=True)
+        return x + fake_quant(r, 1 / 255, 128)
 
 
 @torch.no_grad()
-def activation_scales(student: Student, images: list[np.ndarray]) -> list[float]:
-    """Per-tensor uint8 scales of the ReLU outputs over the calibration images: max / 255, what
-    ONNX Runtime's MinMax calibration gives activations that are never negative."""
-    peaks = [0.0] * (1 + len(student.body))
+def activation_ranges(student: Student, images: list[np.ndarray]) -> list[tuple[float, int]]:
+    """(scale, zero point) of each uint8 activation over the calibration images, as ONNX Runtime's
+    MinMax calibration sets them: the range widened to hold 0, split into 255 steps."""
+    lows: dict[int, float] = {}
+    highs: dict[int, float] = {}
+
+    def observe(i: int, t: torch.Tensor) -> torch.Tensor:
+        lows[i] = min(lows.get(i, 0.0), float(t.min()))
+        highs[i] = max(highs.get(i, 0.0), float(t.max()))
+        return t
+
     m = student.cfg.size_multiple
     for img in images:
         h, w = img.shape[0] // m * m, img.shape[1] // m * m
         x = to_tensor_batch(img[None, :h, :w])
-        a = F.pixel_unshuffle(F.conv2d(x, student.luma).mul(255).round().div(255), student.cfg.scale)
-        for i, conv in enumerate(_relu_convs(student)):
-            a = F.relu(conv(a))
-            peaks[i] = max(peaks[i], float(a.max()))
-    return [max(p, 1e-6) / 255 for p in peaks]
+        luma_residual(student, F.conv2d(x, student.luma).mul(255).round().div(255), observe, quantize_weights=False)
+    ranges = []
+    for i in sorted(lows):
+        scale = max(highs[i] - lows[i], 1e-6) / 255
+        ranges.append((scale, round(-lows[i] / scale)))
+    return ranges
 
 
 @torch.no_grad()
@@ -128,15 +154,10 @@ def finetune(checkpoint: str | Path, out: str | Path, cfg: QatConfig = QatConfig
     student = model_from_checkpoint(checkpoint)
     if not isinstance(student, Student):
         raise TrainingError(f"{checkpoint} holds a teacher; quantisation-aware fine-tuning is for students")
-    if student.context is not None:
-        raise TrainingError(
-            f"{checkpoint} holds a student with a context branch, which the INT8 simulation does not model; "
-            "export it with post-training quantisation (distill export --int8)"
-        )
     student.fold()
     reference = model_from_checkpoint(checkpoint)  # the float student: part of the target
     calibration = [d for d, _ in benchmark_set(cfg.calib_dir)[: cfg.calib_images]]
-    quantized = QuantizedStudent(student, activation_scales(student, calibration))
+    quantized = QuantizedStudent(student, activation_ranges(student, calibration))
     val = benchmark_set(cfg.val_dir)
     scores = {"float": validate(reference, val, "cpu"), "int8_before": validate(quantized, val, "cpu")}
     # The crops the student trained on; checkpoints from before the mixes saw the benchmark's.
