@@ -33,10 +33,12 @@ lint: $(VENV)/.dev
 	$(VENV)/bin/mypy
 
 # Real v4l2loopback in a QEMU guest, both driver generations (Debian packages; root for apt-get),
-# and the shipped INT8 models on an emulated AVX2 CPU: the same picture as on this one.
+# and the shipped INT8 models on an emulated AVX2 CPU: the same picture as on this one and as
+# recorded for other CPU classes (on the clip's frames too when ../shared is there).
+CLIP := ../shared/data/video/vtest.avi
 e2e: $(VENV)/.dev
 	bash tests/e2e/install-deps.sh
-	$(PY) benchmarks/int8_parity.py --emulate Haswell --check
+	$(PY) benchmarks/int8_parity.py --emulate Haswell --check $$([ -f $(CLIP) ] && echo --clip $(CLIP))
 	bash tests/e2e/run.sh --driver 0.12
 	bash tests/e2e/run.sh --driver 0.15
 

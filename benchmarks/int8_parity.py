@@ -9,7 +9,9 @@ benchmarks/int8_parity.json. Run it on each CPU class a session lands on: the st
 qemu-user), which has AVX2 and no VNNI, so ONNX Runtime takes the kernels that saturate: the AVX2
 class checked on any host. A canary, a convolution whose 8-bit weights do saturate there, must
 come out different under emulation on a VNNI host, or the emulator did not take that path.
-`--check` compares without writing the record and fails when a shipped model differs (CI).
+Every run compares this host's digests with the record's other CPU classes (on the same frames
+and model files) and exits 1 when any differs; `--check` does so without writing the record (CI),
+so on an AVX2 host it checks against the recorded VNNI digests.
 
     python benchmarks/int8_parity.py [--clip ../shared/data/video/vtest.avi] [--emulate Haswell [--check]]
 """
@@ -31,11 +33,13 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from vcam.cpu import cpu_info
+from vcam.errors import VcamError
 from vcam.frames import to_i420
 from vcam.sharpener import OnnxSharpener
 from vcam.tiers import TIERS, tier_path
 
 OUT = Path(__file__).with_name("int8_parity.json")
+EMULATION_TIMEOUT_S = 900
 CANARY = "canary (8-bit weights: saturates without VNNI)"
 
 
@@ -109,19 +113,22 @@ def emulated_digests(cpu: str, clip: str | None) -> dict[str, str]:
     if qemu is None:
         sys.exit("qemu-x86_64 is not installed; install Debian's qemu-user (tests/e2e/install-deps.sh does)")
     command = [qemu, "-cpu", cpu, sys.executable, __file__, "--digests"] + (["--clip", clip] if clip else [])
-    run = subprocess.run(command, capture_output=True, text=True)
-    if run.returncode != 0:
-        tail = (run.stderr.strip().splitlines() or ["no output"])[-1]
-        sys.exit(f"the emulated run failed ({tail}); try another --emulate CPU model (qemu-x86_64 -cpu help)")
-    return json.loads(run.stdout.strip().splitlines()[-1])
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=EMULATION_TIMEOUT_S)
+        return json.loads(run.stdout.strip().splitlines()[-1])
+    except subprocess.TimeoutExpired:
+        sys.exit(f"the emulated run took over {EMULATION_TIMEOUT_S} s; is the machine busy?")
+    except (IndexError, json.JSONDecodeError):
+        lines = [line for line in run.stderr.splitlines() if "TCG doesn't support" not in line]
+        sys.exit(f"the emulated run under QEMU {cpu} failed: {(lines or ['no output'])[-1]}")
 
 
 def verdict(ours: dict[str, str], theirs: dict[str, str]) -> str:
-    shared = [k for k in ours if k in theirs and k != CANARY]  # the model files both ran
+    """'same', 'DIFFERENT' or 'other model files', over the model files both ran."""
+    shared = [k for k in ours if k in theirs and k != CANARY]
     if not shared:
         return "other model files"
-    same = all(ours[k] == theirs[k] for k in shared)
-    text = "same" if same else "DIFFERENT"
+    text = "same" if all(ours[k] == theirs[k] for k in shared) else "DIFFERENT"
     if len(shared) < len(ours) - (CANARY in ours):
         text += f" for the {len(shared)} model files both ran"
     return text
@@ -131,42 +138,43 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", default=None, help="a video whose first frames are also hashed")
     ap.add_argument("--emulate", metavar="CPU", help="also run under qemu-x86_64 -cpu CPU (an AVX2 one: Haswell)")
-    ap.add_argument("--check", action="store_true", help="with --emulate: compare only, fail on a difference")
+    ap.add_argument("--check", action="store_true", help="compare only (no record written); fail on a difference")
     ap.add_argument("--digests", action="store_true", help=argparse.SUPPRESS)  # the emulated child's mode
     args = ap.parse_args()
+    try:
+        ours = digests(args.clip)
+    except VcamError as e:
+        sys.exit(f"error: {e}")
     if args.digests:
-        print(json.dumps(digests(args.clip)))
+        print(json.dumps(ours))
         return
-    if args.check and not args.emulate:
-        ap.error("--check compares with an emulated CPU: pass --emulate too")
     host = cpu_info()
-    runs = {host.isa: (host.describe(), digests(args.clip))}
+    frame_count = len(frames(args.clip))
+    runs = {host.isa: {"cpu": host.describe(), "outputs": ours}}
     if args.emulate:
         emulated = emulated_digests(args.emulate, args.clip)
-        runs[f"AVX2 (QEMU {args.emulate})"] = (f"QEMU user-mode {args.emulate} on {host.describe()}", emulated)
-        ours = runs[host.isa][1]
-        if host.isa != "AVX2" and emulated[CANARY] == ours[CANARY]:
-            sys.exit(f"the canary computed the same under QEMU {args.emulate}: it did not run AVX2's kernels")
-        result = verdict(ours, emulated)
-        print(f"{host.describe()} vs QEMU {args.emulate}: {result}")
-        if args.check:
-            sys.exit(0 if result == "same" else 1)
+        if emulated[CANARY] == ours[CANARY] and host.isa != "AVX2":
+            sys.exit(f"the canary computed the same under QEMU {args.emulate}: it did not run the saturating kernels")
+        runs[f"{args.emulate} (QEMU user mode)"] = {
+            "cpu": f"QEMU {args.emulate} on {host.describe()}",
+            "outputs": emulated,
+        }
 
     record = json.loads(OUT.read_text()) if OUT.exists() else {}
-    frame_count = len(frames(args.clip))
-    for isa, (cpu, outputs) in runs.items():
-        record[isa] = {
-            "cpu": cpu,
-            "date": time.strftime("%Y-%m-%d"),
-            "frames": frame_count,
-            "clip": args.clip,
-            "outputs": outputs,
-        }
-    OUT.write_text(json.dumps(record, indent=2) + "\n")
-    ours = runs[host.isa][1]
-    for isa, r in record.items():
-        same_frames = r["frames"] == frame_count and r["clip"] == args.clip
-        print(f"{isa:24} {r['cpu']}, {r['date']}: {verdict(ours, r['outputs']) if same_frames else 'other frames'}")
+    if not args.check:
+        for name, run in runs.items():
+            record[name] = run | {"date": time.strftime("%Y-%m-%d"), "frames": frame_count, "clip": args.clip}
+        OUT.write_text(json.dumps(record, indent=2) + "\n")
+    # Every run of this invocation and every recorded one on the same frames, against this host's.
+    compared = runs | {name: r for name, r in record.items() if r["frames"] == frame_count and r["clip"] == args.clip}
+    failed = False
+    for name, run in compared.items():
+        if name == host.isa and run["outputs"] is ours:
+            continue
+        result = verdict(ours, run["outputs"])
+        failed |= result.startswith("DIFFERENT")
+        print(f"{host.isa} here vs {name:28} {run['cpu']}: {result}")
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

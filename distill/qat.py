@@ -126,7 +126,8 @@ def activation_ranges(student: Student, images: list[np.ndarray]) -> list[tuple[
         luma_residual(student, F.conv2d(x, student.luma).mul(255).round().div(255), observe, quantize_weights=False)
     ranges = []
     for i in sorted(lows):
-        scale = max(highs[i] - lows[i], 1e-6) / 255
+        span = highs[i] - lows[i]
+        scale = span / 255 if span > 0 else 1.0  # an all-zero tensor: ONNX Runtime's scale 1
         ranges.append((scale, round(-lows[i] / scale)))
     return ranges
 

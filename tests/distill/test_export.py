@@ -283,12 +283,13 @@ def _smooth_image(seed: int, h: int = 48, w: int = 64) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_qat_simulates_the_int8_model_of_a_context_student(tmp_path):
+@pytest.mark.parametrize("blocks", [0, 1])  # exported at quarter resolution / at half resolution
+def test_qat_simulates_the_int8_model_of_a_context_student(tmp_path, blocks):
     """What the fine-tune optimises is what ships: its INT8 simulation of a student with a context
     branch (every weight live) computes the exported INT8 model's picture to within rounding,
     far closer than the float network does."""
     torch.manual_seed(0)
-    student = Student(StudentConfig(channels=8, blocks=0, scale=2, context=8))
+    student = Student(StudentConfig(channels=8, blocks=blocks, scale=2, context=8))
     with torch.no_grad():
         for p in student.parameters():
             p.normal_(0, 0.1)
@@ -319,8 +320,12 @@ def test_qat_fine_tunes_a_context_student(checkpoints, tmp_path):
     model = {"channels": 8, "blocks": 0, "scale": 2, "context": 8}
     cfg = tiny_config(tmp, kind="student", model=model, steps=2, out=str(tmp_path))
     sizes = {k: getattr(cfg, k) for k in ("train_dir", "val_dir", "cache", "crop", "pool", "batch")}
-    finetune(train(cfg), tmp_path / "q.pt", QatConfig(**sizes, calib_dir=cfg.train_dir, steps=5, calib_images=4))
-    assert model_from_checkpoint(tmp_path / "q.pt").cfg.context == 8
+    source = train(cfg)
+    scores = finetune(source, tmp_path / "q.pt", QatConfig(**sizes, calib_dir=cfg.train_dir, steps=5, calib_images=4))
+    assert all(np.isfinite(v) for v in scores.values())
+    before, after = load_checkpoint(source)["model"], load_checkpoint(tmp_path / "q.pt")["model"]
+    for name in ("context.inp.weight", "context.mid.weight", "context.out.weight"):
+        assert not torch.equal(before[name].float(), after[name].float()), name  # the branch learns too
 
 
 @pytest.mark.slow
