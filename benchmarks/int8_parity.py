@@ -165,15 +165,18 @@ def main() -> None:
         for name, run in runs.items():
             record[name] = run | {"date": time.strftime("%Y-%m-%d"), "frames": frame_count, "clip": args.clip}
         OUT.write_text(json.dumps(record, indent=2) + "\n")
-    # Every run of this invocation and every recorded one on the same frames, against this host's.
-    compared = runs | {name: r for name, r in record.items() if r["frames"] == frame_count and r["clip"] == args.clip}
+    # This host's digests against the emulated run's and every recorded one on the same frames.
+    compared = [(name, run) for name, run in runs.items() if run["outputs"] is not ours]
+    compared += [
+        (f"{name}, recorded {r['date']}", r)
+        for name, r in record.items()
+        if r["frames"] == frame_count and r["clip"] == args.clip and r["outputs"] is not ours
+    ]
     failed = False
-    for name, run in compared.items():
-        if name == host.isa and run["outputs"] is ours:
-            continue
+    for name, run in compared:
         result = verdict(ours, run["outputs"])
         failed |= result.startswith("DIFFERENT")
-        print(f"{host.isa} here vs {name:28} {run['cpu']}: {result}")
+        print(f"{host.isa} here vs {name:42} {run['cpu']}: {result}")
     sys.exit(1 if failed else 0)
 
 
