@@ -92,9 +92,8 @@ def canary_digest() -> str:
     return hashlib.sha256(session.run(None, {"x": x})[0].tobytes()).hexdigest()[:16]
 
 
-def digests(clip: str | None) -> dict[str, str]:
-    """Output digest per shipped INT8 model file (named with its hash), and the canary's."""
-    inputs = frames(clip)
+def digests(inputs: list[np.ndarray]) -> dict[str, str]:
+    """Output digest per shipped INT8 model file (named with its hash) on `inputs`, and the canary's."""
     out = {}
     for tier in TIERS:
         path = tier_path(tier)
@@ -141,15 +140,16 @@ def main() -> None:
     ap.add_argument("--check", action="store_true", help="compare only (no record written); fail on a difference")
     ap.add_argument("--digests", action="store_true", help=argparse.SUPPRESS)  # the emulated child's mode
     args = ap.parse_args()
+    inputs = frames(args.clip)
     try:
-        ours = digests(args.clip)
+        ours = digests(inputs)
     except VcamError as e:
         sys.exit(f"error: {e}")
     if args.digests:
         print(json.dumps(ours))
         return
     host = cpu_info()
-    frame_count = len(frames(args.clip))
+    frame_count = len(inputs)
     runs = {host.isa: {"cpu": host.describe(), "outputs": ours}}
     if args.emulate:
         emulated = emulated_digests(args.emulate, args.clip)

@@ -123,7 +123,7 @@ def activation_ranges(student: Student, images: list[np.ndarray]) -> list[tuple[
     for img in images:
         h, w = img.shape[0] // m * m, img.shape[1] // m * m
         x = to_tensor_batch(img[None, :h, :w])
-        luma_residual(student, F.conv2d(x, student.luma).mul(255).round().div(255), observe, quantize_weights=False)
+        luma_residual(student, fake_quant(F.conv2d(x, student.luma), 1 / 255), observe, quantize_weights=False)
     ranges = []
     for i in sorted(lows):
         span = highs[i] - lows[i]
