@@ -255,5 +255,5 @@ def test_the_virtual_camera_sends_frames_as_they_come_and_spreads_only_bursts(fa
         assert time.perf_counter() - t < 0.01
         t = time.perf_counter()
         sink.send(frame)  # right after the last one: a burst, held to half a period (25 ms)
-        assert 0.02 < time.perf_counter() - t < 0.045
+        assert 0.015 < time.perf_counter() - t < 0.045  # 25 ms less any stall since the last send
     assert len(memory_backend.frames[device]) == 3
