@@ -47,7 +47,10 @@ bench: $(VENV)/.runtime
 	$(VENV)/bin/vcam bench --tier $$($(PY) -c 'from vcam import tiers; from vcam.options import DEFAULTS as d; print(tiers.choose(d.width, d.height, d.fps).tier)') \
 		--out benchmarks/bench-$$($(PY) -c 'from vcam.cpu import cpu_info; print(cpu_info().slug)').md
 
+# The teacher's self-ensemble (8 passes) is built from its weights, not shipped: the report only.
 quality: $(VENV)/.dev
-	$(VENV)/bin/distill evaluate --model teacher=weights/teacher.onnx --model student-fast=weights/student-fast.onnx --model student=weights/student.onnx \
+	mkdir -p build
+	$(VENV)/bin/distill export weights/teacher.pt build/teacher-x8.onnx --name sharpcam-teacher-x8 --self-ensemble
+	$(VENV)/bin/distill evaluate --model teacher=weights/teacher.onnx --model teacher-x8=build/teacher-x8.onnx --model student-fast=weights/student-fast.onnx --model student=weights/student.onnx \
 		--model student-fp32=weights/student-fp32.onnx --model student-no-distillation=weights/student-nokd-fp32.onnx --model student-hq=weights/student-hq.onnx --model student-hq-no-distillation=weights/student-hq-nokd-fp32.onnx \
 		--video-dir ../shared/data/video --bench-frames 30 --out benchmarks/quality

@@ -169,6 +169,9 @@ def export(
     raw_weights: bool = typer.Option(
         False, help="Export the raw weights instead of their running average (for runs whose average lags)."
     ),
+    self_ensemble: bool = typer.Option(
+        False, help="Teachers: average the outputs over the 8 flips/transposes of the input (8× the time)."
+    ),
 ) -> None:
     """Export to the public ONNX contract (+ parity check), optionally INT8 as well."""
     from distill.data import benchmark_set
@@ -182,7 +185,9 @@ def export(
     except json.JSONDecodeError as e:
         _fail(f"--facts is not valid JSON ({e.msg})")
     try:
-        result = export_onnx(checkpoint, out, name, model_version, extra, averaged=not raw_weights)
+        result = export_onnx(
+            checkpoint, out, name, model_version, extra, averaged=not raw_weights, self_ensemble=self_ensemble
+        )
         typer.echo(f"wrote {out}: max |PyTorch − ONNX Runtime| = {result['max_abs_diff']:.2e}")
         if pt:
             slim_checkpoint(checkpoint, pt, averaged=not raw_weights)

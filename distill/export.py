@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from distill.models import Student, describe
+from distill.models import SelfEnsemble, Student, describe
 from distill.train import AVERAGED_KEY, TrainingError, load_checkpoint, model_from_checkpoint
 from vcam import contract
 
@@ -39,6 +39,7 @@ OWN_KEYS = {
     contract.QUANTIZATION,
     FACT_PREFIX + "architecture",
     FACT_PREFIX + "params",
+    FACT_PREFIX + "self_ensemble",
 }
 
 
@@ -205,11 +206,13 @@ def export_onnx(
     version: int,
     facts: dict[str, Any] | None = None,
     averaged: bool = True,
+    self_ensemble: bool = False,
 ) -> dict[str, float]:
     """Write the checkpoint's network (re-parameterised; its averaged weights unless `averaged`
-    is False) as a contract ONNX model named `name`, version `version`, and return
-    {'max_abs_diff': …} from a PyTorch-vs-ONNX Runtime parity check on two odd sizes. Its facts:
-    the architecture, `run_facts(checkpoint)` and `facts` (which win over the run's)."""
+    is False; a teacher's mean over 8 views with `self_ensemble`) as a contract ONNX model named
+    `name`, version `version`, and return {'max_abs_diff': …} from a PyTorch-vs-ONNX Runtime parity
+    check on two odd sizes. Its facts: the architecture, `run_facts(checkpoint)` and `facts` (which
+    win over the run's)."""
     clash = sorted(k for k in facts or {} if FACT_PREFIX + k in OWN_KEYS)
     if clash:
         raise TrainingError(
@@ -219,11 +222,17 @@ def export_onnx(
     facts = run_facts(checkpoint) | (facts or {})
     model = model_from_checkpoint(checkpoint, averaged)
     if isinstance(model, Student):
+        if self_ensemble:
+            raise TrainingError(
+                "a self-ensemble runs the network 8 times; it is for the offline teacher, not a student"
+            )
         model.fold()
-    wrapped = _Contract(model).eval()
+    wrapped = _Contract(SelfEnsemble(model) if self_ensemble else model).eval()
     _torch_export(wrapped, torch.rand(1, 3, 64, 64), path)
     m = model.cfg.size_multiple
     own = {"architecture": describe(model), "params": sum(p.numel() for p in model.parameters())}
+    if self_ensemble:
+        own["self_ensemble"] = 8
     meta = {
         contract.SIZE_MULTIPLE: str(m),
         contract.NAME: name,

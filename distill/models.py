@@ -116,6 +116,45 @@ class Teacher(nn.Module):
         return (out, feat) if return_features else out
 
 
+class SelfEnsemble(nn.Module):
+    """A network averaged over the eight flips and transposes of its input, each undone on its
+    output (EDSR's self-ensemble): a better teacher for eight times the compute, which an offline
+    report can afford and a real-time student cannot. Distilling from it did not make better
+    students (weights/README.md), so training uses the plain teacher."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+        self.cfg = net.cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = self.net(x)
+        for view in range(1, 8):
+            total = total + _undo_view(self.net(_view(x, view)), view)
+        return total / 8
+
+
+def _view(x: torch.Tensor, view: int) -> torch.Tensor:
+    """View 0–7 of an NCHW batch: bit 2 transposes, bit 1 flips rows, bit 0 flips columns."""
+    if view & 4:
+        x = x.transpose(2, 3)
+    if view & 2:
+        x = x.flip(2)
+    if view & 1:
+        x = x.flip(3)
+    return x
+
+
+def _undo_view(x: torch.Tensor, view: int) -> torch.Tensor:
+    if view & 1:
+        x = x.flip(3)
+    if view & 2:
+        x = x.flip(2)
+    if view & 4:
+        x = x.transpose(2, 3)
+    return x
+
+
 class RepBlock(nn.Module):
     """3×3 + 1×1 + identity, then ReLU; `fold()` turns the three branches into one 3×3 conv.
 

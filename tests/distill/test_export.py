@@ -91,6 +91,21 @@ def test_teacher_exports_to_the_same_contract(checkpoints, tmp_path):
     assert session.get_modelmeta().custom_metadata_map["vcam.size_multiple"] == "8"
 
 
+def test_a_self_ensembled_teacher_exports_its_mean_over_eight_views(checkpoints, tmp_path):
+    _, teacher, student = checkpoints
+    plain, ensembled = tmp_path / "teacher.onnx", tmp_path / "teacher-x8.onnx"
+    export_onnx(teacher, plain, "t", 1)
+    assert export_onnx(teacher, ensembled, "t", 1, self_ensemble=True)["max_abs_diff"] < 1e-4
+    assert onnx_session(ensembled).get_modelmeta().custom_metadata_map["vcam.self_ensemble"] == "8"
+    x = np.random.default_rng(0).random((1, 3, 40, 56), dtype=np.float32)
+    one, eight = (onnx_session(p).run(None, {"input": x})[0] for p in (plain, ensembled))
+    assert np.abs(one - eight).max() > 1e-4  # the trained teacher is not symmetric: the views differ
+    mirrored = onnx_session(ensembled).run(None, {"input": np.ascontiguousarray(x[..., ::-1])})[0]
+    assert np.allclose(mirrored[..., ::-1], eight, atol=1e-5)
+    with pytest.raises(TrainingError, match="for the offline teacher, not a student"):
+        export_onnx(student, tmp_path / "s.onnx", "s", 1, self_ensemble=True)
+
+
 @pytest.mark.slow
 def test_int8_student_is_luma8_and_stays_close(checkpoints, tmp_path):
     tmp, _, student = checkpoints

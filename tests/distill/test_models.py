@@ -3,7 +3,7 @@ import torch
 from support.distill_fixtures import TINY_STUDENT, TINY_TEACHER
 from torch import nn
 
-from distill.models import Student, StudentConfig, Teacher, TeacherConfig, build, canonical, describe
+from distill.models import SelfEnsemble, Student, StudentConfig, Teacher, TeacherConfig, build, canonical, describe
 
 
 def test_untrained_networks_are_the_identity():
@@ -92,3 +92,19 @@ def test_a_context_branch_sees_further_and_starts_as_a_no_op():
     poked[:, :, 16, 24 + 7] += 0.5
     assert torch.equal(plain(poked)[:, :, 16, 24], plain(x)[:, :, 16, 24])
     assert not torch.equal(student(poked)[:, :, 16, 24], student(x)[:, :, 16, 24])
+
+
+def test_self_ensemble_commutes_with_flips_and_transposes():
+    torch.manual_seed(0)
+    teacher = build("teacher", **TINY_TEACHER)
+    nn.init.normal_(teacher.tail.weight, std=0.1)  # not the identity, and not symmetric
+    ensemble = SelfEnsemble(teacher).eval()
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        out = ensemble(x)
+        assert not torch.allclose(out, teacher(x), atol=1e-4)  # the views do differ
+        # The mean over all views is the same whichever way the input was turned.
+        assert torch.allclose(ensemble(x.flip(3)), out.flip(3), atol=1e-5)
+        assert torch.allclose(ensemble(x.flip(2)), out.flip(2), atol=1e-5)
+        assert torch.allclose(ensemble(x.transpose(2, 3)), out.transpose(2, 3), atol=1e-5)
+        assert torch.allclose(ensemble(x.transpose(2, 3).flip(2)), out.transpose(2, 3).flip(2), atol=1e-5)
