@@ -34,11 +34,14 @@ lint: $(VENV)/.dev
 
 # Real v4l2loopback in a QEMU guest, both driver generations (Debian packages; root for apt-get),
 # and the shipped INT8 models on an emulated AVX2 CPU: the same picture as on this one and as
-# recorded for other CPU classes (on the clip's frames too when ../shared is there).
+# recorded for other CPU classes (on the clip's frames too when ../shared is there), and the
+# suite's INT8 tests there too, so a VNNI host also checks what an AVX2 host's `make test` would.
 CLIP := ../shared/data/video/vtest.avi
+INT8_TESTS := int8 or luma8 or qat or quantiz or shipped_weights
 e2e: $(VENV)/.dev
 	bash tests/e2e/install-deps.sh
 	$(PY) benchmarks/int8_parity.py --emulate Haswell --check $$([ -f $(CLIP) ] && echo --clip $(CLIP))
+	qemu-x86_64 -cpu Haswell $(PY) -m pytest -p no:cacheprovider -k "$(INT8_TESTS)" tests
 	bash tests/e2e/run.sh --driver 0.12
 	bash tests/e2e/run.sh --driver 0.15
 

@@ -152,7 +152,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         lines.append(f"| {label} | {r['psnr']:.2f} | {r['psnr'] - base:+.2f} | {r['psnr_y']:.2f} | {r['ssim']:.4f} |")
     lines += _generalisation(report)
     if report["vs_teacher"]:
-        lines += ["", "| student vs teacher | PSNR (dB) | SSIM |", "|---|---:|---:|"]
+        lines += ["", "| vs teacher | PSNR (dB) | SSIM |", "|---|---:|---:|"]
         lines += [f"| {n} | {r['psnr']:.2f} | {r['ssim']:.4f} |" for n, r in report["vs_teacher"].items()]
     if report.get("speed"):
         cpu = report["speed"]["cpu"]

@@ -222,9 +222,9 @@ class WindowSink(Sink):
 
 class FileSink(Sink):
     """A video file to inspect the result offline. A killed process must not take the recording
-    with it: .mp4 is fragmented H.264 (a fragment a second, each written out as it closes; a
-    plain MP4 is unreadable until its index is written at the end), .avi is MJPG (each frame a
-    chunk of its own)."""
+    with it: .mp4 is fragmented H.264 (a fragment per keyframe, at least one a second, each
+    written out as it closes; a plain MP4 is unreadable until its index is written at the end),
+    .avi is MJPG (each frame a chunk of its own)."""
 
     def __init__(self, path: str | Path, width: int, height: int, fps: float) -> None:
         self.path = Path(path)

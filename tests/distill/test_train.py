@@ -383,6 +383,11 @@ def test_export_says_in_one_line_what_is_wrong_with_its_input(tmp_path):
     torch.save({"arch": {"kind": "student", "channels": 8, "wings": 2}, "model": {}}, tmp_path / "odd.pt")
     _one_line_error(_distill("export", tmp_path / "odd.pt", tmp_path / "x.onnx"), "cannot build")
     _one_line_error(_distill("export", tmp_path / "odd.pt", tmp_path / "missing" / "x.onnx"), "does not exist")
+    student = build("student", **TINY_STUDENT)
+    torch.save({"arch": describe(student), "model": student.state_dict()}, tmp_path / "student.pt")
+    _one_line_error(
+        _distill("export", tmp_path / "student.pt", tmp_path / "x.onnx", "--self-ensemble"), "not a student"
+    )
 
 
 @pytest.mark.slow

@@ -76,12 +76,11 @@ def test_a_killed_recording_is_still_playable(
         "240",
     ]
     proc = subprocess.Popen([sys.executable, "-m", "vcam", *map(str, args)], stderr=subprocess.DEVNULL)
-    # Kill between fragments: once a few are written and the size has held still for a poll,
-    # so that the kill does not land half-way through writing one (a fragment holds 5 frames).
-    deadline, size, last = time.monotonic() + 60, -1, -2
-    while time.monotonic() < deadline and (size < 20_000 or size != last):
+    # Several MP4 fragments (5 frames each) in, so the kill may cut the last one short, not the first.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None and (not out.exists() or out.stat().st_size < 200_000):
         time.sleep(0.1)
-        last, size = size, out.stat().st_size if out.exists() else -1
+    assert proc.poll() is None, "vcam start ended before it could be killed"
     proc.send_signal(signal.SIGKILL)  # no clean close: no index, no trailer written
     proc.wait(timeout=10)
     capture = cv2.VideoCapture(str(out))
