@@ -232,7 +232,7 @@ def export_onnx(
     m = model.cfg.size_multiple
     own = {"architecture": describe(model), "params": sum(p.numel() for p in model.parameters())}
     if self_ensemble:
-        own["self_ensemble"] = 8
+        own["self_ensemble"] = SelfEnsemble.VIEWS
     meta = {
         contract.SIZE_MULTIPLE: str(m),
         contract.NAME: name,

@@ -122,6 +122,8 @@ class SelfEnsemble(nn.Module):
     report can afford and a real-time student cannot. Distilling from it did not make better
     students (weights/README.md), so training uses the plain teacher."""
 
+    VIEWS = 8  # the dihedral group of the square: `_view`'s three bits
+
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
@@ -129,9 +131,9 @@ class SelfEnsemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = self.net(x)
-        for view in range(1, 8):
+        for view in range(1, self.VIEWS):
             total = total + _undo_view(self.net(_view(x, view)), view)
-        return total / 8
+        return total / self.VIEWS
 
 
 def _view(x: torch.Tensor, view: int) -> torch.Tensor:
