@@ -271,7 +271,12 @@ def test_ctrl_c_at_any_moment_of_startup_prints_no_traceback(delay: float, clip:
     proc = run_vcam("start", "--model", identity_model, "--source", clip, "--sink", "null")
     time.sleep(delay)  # while Python imports typer, numpy, OpenCV, ONNX Runtime ...
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:  # a hung vcam would hold the control socket and fail every later test that starts one
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     # CPython's own start-up (importing `site`, or runpy finding the package: frozen frames only),
     # before vcam's `main` could install its handler; a loaded machine stretches it to 0.1 s.
     frames = re.findall(r'File "([^"]+)"', err)
