@@ -3,6 +3,7 @@ stand-ins of tests/support/fakes.py. Helpers the tests import live in tests/supp
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,14 @@ import pyvirtualcam
 from support.clips import STEP
 from support.fakes import FakeSysfs, MemoryBackend
 from support.onnx_models import make_identity_model, make_sharpen_model
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests press Ctrl+C on the processes they start. A suite started as a background job of a
+    non-interactive shell (`cmd &` in a script) inherits SIGINT ignored, and its children would
+    rightly keep ignoring it; with a handler here they start with the default instead."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

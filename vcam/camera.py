@@ -26,6 +26,10 @@ from typing import Protocol
 
 # FFmpeg prints its own multi-line complaints about undecodable files; SourceError says it in one.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET; read when FFmpeg starts
+# A V4L2 read waits this long (OpenCV's default: 10 s) for a camera that went silent, and the
+# reader thread holds the device until it returns: a camera that comes back, or a loopback
+# device's next writer, would meet our old reader still attached. Read on the first capture.
+os.environ.setdefault("OPENCV_VIDEOIO_V4L_SELECT_TIMEOUT", "1")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
@@ -286,6 +290,12 @@ def _open_camera(
     index: int, spec: str, width: int | None, height: int | None, fps: float | None, timeout: float
 ) -> CameraSource:
     name = f"camera {spec}"
+    if sys.platform == "linux" and v4l2loopback.is_virtual(index):
+        if not v4l2loopback.is_fed(f"/dev/video{index}"):
+            raise SourceError(
+                f"{name} is a virtual camera that no app is feeding right now — start the app "
+                "that feeds it (OBS, a phone-camera app) or pick another camera"
+            )
     backend = cv2.CAP_V4L2 if sys.platform == "linux" else cv2.CAP_ANY
     with _quiet_opencv():
         capture = cv2.VideoCapture(index, backend)

@@ -87,9 +87,10 @@ def exclusive_caps(device: str, root: Path = Path("/")) -> bool | None:
 
 
 VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability): 104 bytes
+VIDIOC_ENUM_FMT = 0xC0405602  # _IOWR('V', 2, struct v4l2_fmtdesc): 64 bytes
 VIDIOC_STREAMON = 0x40045612  # _IOW('V', 18, int)
 CAP_VIDEO_CAPTURE, CAP_VIDEO_OUTPUT, CAP_DEVICE_CAPS = 0x1, 0x2, 0x80000000
-BUF_TYPE_VIDEO_OUTPUT = 2
+BUF_TYPE_VIDEO_CAPTURE, BUF_TYPE_VIDEO_OUTPUT = 1, 2
 
 
 def device_caps(device: str) -> int | None:
@@ -109,6 +110,34 @@ def device_caps(device: str) -> int | None:
         os.close(fd)
     capabilities, device_caps = struct.unpack_from("<II", info, 84)
     return device_caps if capabilities & CAP_DEVICE_CAPS else capabilities
+
+
+def is_fed(device: str) -> bool:
+    """Whether loopback `device` has a writer (an app feeding it) whose format a reader gets.
+
+    A reader must not open a loopback device nobody feeds: from 0.13 on, the first opener sets
+    the format, so a reader that came first makes the writer that follows write in the reader's
+    format, and the reader gets garbage or one stale frame for ever (tests/e2e's hot-plug). The
+    capture formats it offers tell: up to 0.12 none until a writer has started; from 0.13 every
+    format until an opener fixes one, then that one only."""
+    import fcntl
+
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return False
+    offered = 0
+    try:
+        for index in range(2):
+            desc = bytearray(struct.pack("<II", index, BUF_TYPE_VIDEO_CAPTURE) + bytes(56))
+            try:
+                fcntl.ioctl(fd, VIDIOC_ENUM_FMT, desc)
+            except OSError:
+                break
+            offered += 1
+    finally:
+        os.close(fd)
+    return offered == 1
 
 
 def start_output_stream(device: str) -> int | None:

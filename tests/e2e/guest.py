@@ -19,7 +19,8 @@ guest that hangs later still reports what finished. Exit code 0 only if every sc
   readers      (f) ffmpeg's v4l2 input and GStreamer's v4l2src read SharpCam while vcam writes:
                the size and pixel format it announces, and frames that are the sharpened pattern.
   hot-plug     (g) the fake webcam's writer stops and comes back while a reader stays attached to
-               SharpCam: the reader keeps getting frames (stand-ins) and then sharpened ones.
+               SharpCam: the reader keeps getting frames (stand-ins) and then sharpened ones
+               that move (not one stale frame repeated).
   browser      (h) headless Chromium (what Google Meet runs in) lists the camera labelled SharpCam
                and draws its frames, which are the sharpened pattern.
   on-demand    (e) `vcam start --on-demand` with no reader releases the fake webcam; a reader
@@ -559,16 +560,24 @@ def scenario_hot_plug() -> str:
         check(during >= 20, f"the reader got only {during} frames in the 6 s without a camera")
         FAKECAMS.append(start_fakecam())
         back = time.monotonic()
-        while True:
+        # Sharpened frames of two phases: the picture moves again (a reader opened on a stale
+        # stream hands out one old frame for ever, which a single matching frame would not show).
+        phases: set[int] = set()
+        seen = "nothing"
+        while len(phases) < 2:
             try:
-                summary = check_sharpened(read_frame(capture))
-                break
-            except Failed:
-                check(
-                    time.monotonic() - back < OPEN_TIMEOUT,
-                    f"no sharpened frame after the camera came back: {vcam.tail()}",
-                )
-        resumed = time.monotonic() - back
+                frame = read_frame(capture)
+                summary = check_sharpened(frame)
+                if not phases:
+                    resumed = time.monotonic() - back
+                phases.add(nearest(frame, EXPECTED)[0])
+            except Failed as exc:
+                seen = str(exc)
+            check(
+                time.monotonic() - back < OPEN_TIMEOUT,
+                f"no moving sharpened picture after the camera came back (phases {sorted(phases)}; last "
+                f"frame: {seen}): {vcam.tail()}",
+            )
         capture.release()
         capture = None
         vcam.proc.send_signal(signal.SIGTERM)
@@ -578,9 +587,10 @@ def scenario_hot_plug() -> str:
         if capture is not None:
             capture.release()
         vcam.stop()
+    waited = next((line.split("INFO ", 1)[-1] for line in vcam.output().splitlines() if "not back yet" in line), "")
     return (
-        f"{during} frames reached the reader in the 6 s without a camera; sharpened frames again "
-        f"{resumed:.2f}s after the camera came back (emulated) ({summary})"
+        f"{during} frames reached the reader in the 6 s without a camera ({waited}); sharpened frames "
+        f"again {resumed:.2f}s after the camera came back, moving (phases {sorted(phases)}; emulated) ({summary})"
     )
 
 
