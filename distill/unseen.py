@@ -14,7 +14,9 @@ the benchmark degradation:
 - noise in YCrCb, luma sigma 2-9 and chroma sigma up to 4 (training: RGB, sigma 1-6);
 - WebP at quality 15-60 (training: JPEG and H.264).
 
-`unseen_degrade(img, index)` is the whole chain for the `index`-th image of a set.
+`unseen_degrade(img, index)` is the whole chain for the `index`-th image of a set; `without=`
+one of STAGES leaves that stage out and every other draw as it was, which shows what each stage
+costs a model (benchmarks/unseen_stages.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import numpy as np
 from distill.degrade import down_up
 
 UNSEEN_SEED = 20261201
+STAGES = ("lens blur", "in-camera sharpening", "small sensor", "noise", "WebP")
 
 
 def _elliptical_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -60,15 +63,22 @@ def _webp(img8: np.ndarray, quality: int) -> np.ndarray:
     return cv2.imdecode(buf, cv2.IMREAD_COLOR)
 
 
-def unseen_degrade(img: np.ndarray, index: int) -> np.ndarray:
-    """The fixed second-family degradation of the `index`-th image (uint8 BGR in and out)."""
+def unseen_degrade(img: np.ndarray, index: int, without: str | None = None) -> np.ndarray:
+    """The fixed second-family degradation of the `index`-th image (uint8 BGR in and out),
+    optionally `without` one of STAGES (its random draws are still made)."""
+    if without is not None and without not in STAGES:
+        raise ValueError(f"no stage {without!r} in the unseen family; stages: {', '.join(STAGES)}")
+
+    def apply(stage: str, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return x if stage == without else out
+
     rng = np.random.default_rng([UNSEEN_SEED, index])
     x = img.astype(np.float32) / 255
-    x = _elliptical_blur(x, rng)
+    x = apply("lens blur", x, _elliptical_blur(x, rng))
     if rng.random() < 0.6:
-        x = _in_camera_sharpening(x, rng)
+        x = apply("in-camera sharpening", x, _in_camera_sharpening(x, rng))
     if rng.random() < 0.5:
-        x = _small_sensor(x, rng)
-    x = _ycrcb_noise(x, rng)
+        x = apply("small sensor", x, _small_sensor(x, rng))
+    x = apply("noise", x, _ycrcb_noise(x, rng))
     x8 = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return _webp(x8, int(rng.integers(15, 61)))
+    return apply("WebP", x8, _webp(x8, int(rng.integers(15, 61))))

@@ -95,3 +95,22 @@ def test_unseen_family_is_fixed_per_index_and_not_the_training_chain(clean):
     assert not np.array_equal(a, unseen_degrade(clean, 3))
     assert not np.array_equal(a, D.benchmark_degrade(clean, 2))
     assert all(psnr(unseen_degrade(clean, i), clean) < 40 for i in range(4))  # it always degrades
+
+
+def test_unseen_family_leaves_out_one_stage_and_keeps_the_other_draws(clean):
+    from distill.unseen import STAGES, unseen_degrade
+
+    full = [unseen_degrade(clean, i) for i in range(6)]
+    for stage in STAGES:
+        without = [unseen_degrade(clean, i, without=stage) for i in range(6)]
+        assert np.array_equal(without[0], unseen_degrade(clean, 0, without=stage))  # still fixed per index
+        changed = [not np.array_equal(w, f) for w, f in zip(without, full)]
+        # the blur, the noise and the codec run on every image; the other two on some
+        assert all(changed) if stage in ("lens blur", "noise", "WebP") else any(changed)
+    # the other draws are unchanged: the chain without its codec, compressed at one of the
+    # family's qualities, is the full chain exactly
+    before_codec = unseen_degrade(clean, 1, without="WebP")
+    encoded = [cv2.imencode(".webp", before_codec, [cv2.IMWRITE_WEBP_QUALITY, q])[1] for q in range(15, 61)]
+    assert any(np.array_equal(cv2.imdecode(e, cv2.IMREAD_COLOR), full[1]) for e in encoded)
+    with pytest.raises(ValueError, match="no stage 'jpeg'"):
+        unseen_degrade(clean, 0, without="jpeg")
