@@ -93,6 +93,9 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "unseen_stages", help="output stem")
     args = parser.parse_args()
+    for spec in args.model or []:
+        if "=" not in spec:
+            parser.error(f"--model takes NAME=PATH, got {spec!r}")
     models = dict(spec.split("=", 1) for spec in args.model) if args.model else MODELS
     try:
         report = measure(args.val, models)

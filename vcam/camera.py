@@ -290,12 +290,11 @@ def _open_camera(
     index: int, spec: str, width: int | None, height: int | None, fps: float | None, timeout: float
 ) -> CameraSource:
     name = f"camera {spec}"
-    if sys.platform == "linux" and v4l2loopback.is_virtual(index):
-        if not v4l2loopback.is_fed(f"/dev/video{index}"):
-            raise SourceError(
-                f"{name} is a virtual camera that no app is feeding right now — start the app "
-                "that feeds it (OBS, a phone-camera app) or pick another camera"
-            )
+    if sys.platform == "linux" and v4l2loopback.is_unfed(f"/dev/video{index}"):
+        raise SourceError(
+            f"{name} is a virtual camera that no app is feeding right now — start the app "
+            "that feeds it (OBS, a phone-camera app) or pick another camera"
+        )
     backend = cv2.CAP_V4L2 if sys.platform == "linux" else cv2.CAP_ANY
     with _quiet_opencv():
         capture = cv2.VideoCapture(index, backend)

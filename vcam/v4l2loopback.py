@@ -91,6 +91,7 @@ VIDIOC_ENUM_FMT = 0xC0405602  # _IOWR('V', 2, struct v4l2_fmtdesc): 64 bytes
 VIDIOC_STREAMON = 0x40045612  # _IOW('V', 18, int)
 CAP_VIDEO_CAPTURE, CAP_VIDEO_OUTPUT, CAP_DEVICE_CAPS = 0x1, 0x2, 0x80000000
 BUF_TYPE_VIDEO_CAPTURE, BUF_TYPE_VIDEO_OUTPUT = 1, 2
+DRIVER_NAME = b"v4l2 loopback"  # VIDIOC_QUERYCAP's driver field, in every version
 
 
 def device_caps(device: str) -> int | None:
@@ -112,22 +113,28 @@ def device_caps(device: str) -> int | None:
     return device_caps if capabilities & CAP_DEVICE_CAPS else capabilities
 
 
-def is_fed(device: str) -> bool:
-    """Whether loopback `device` has a writer (an app feeding it) whose format a reader gets.
+def is_unfed(device: str) -> bool:
+    """Whether `device` is a v4l2loopback device that no app feeds: nobody holds its format.
 
-    A reader must not open a loopback device nobody feeds: from 0.13 on, the first opener sets
-    the format, so a reader that came first makes the writer that follows write in the reader's
-    format, and the reader gets garbage or one stale frame for ever (tests/e2e's hot-plug). The
-    capture formats it offers tell: up to 0.12 none until a writer has started; from 0.13 every
-    format until an opener fixes one, then that one only."""
+    A reader must not open such a device: in 0.15 the first opener sets the format, so a reader
+    that came first makes the writer that follows write in the reader's format, and the reader
+    gets garbage or one stale frame for ever (tests/e2e's hot-plug, which runs 0.12 and 0.15).
+    The capture formats it offers tell: 0.12 offers none until a writer has started, 0.15 every
+    format until an opener (the writer, or another reader) fixes one, then that one only. False
+    whenever it cannot be told (not a loopback device, no access), so that opening the camera
+    reports what is wrong."""
     import fcntl
 
     try:
         fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return False
-    offered = 0
     try:
+        info = bytearray(104)  # struct v4l2_capability; the driver name comes first
+        fcntl.ioctl(fd, VIDIOC_QUERYCAP, info)
+        if bytes(info[:16]).rstrip(b"\0") != DRIVER_NAME:
+            return False
+        offered = 0
         for index in range(2):
             desc = bytearray(struct.pack("<II", index, BUF_TYPE_VIDEO_CAPTURE) + bytes(56))
             try:
@@ -135,9 +142,11 @@ def is_fed(device: str) -> bool:
             except OSError:
                 break
             offered += 1
+    except OSError:
+        return False
     finally:
         os.close(fd)
-    return offered == 1
+    return offered != 1
 
 
 def start_output_stream(device: str) -> int | None:

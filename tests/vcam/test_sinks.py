@@ -181,6 +181,10 @@ def test_restart_workaround_helpers_give_up_quietly_on_what_is_not_a_device(tmp_
     assert v4l2loopback.device_caps(str(tmp_path / "missing")) is None
     assert v4l2loopback.start_output_stream(str(tmp_path / "missing")) is None
     v4l2loopback.revive_if_stuck(str(plain))  # no error, nothing to do
+    # what cannot be asked is never called unfed: opening it then says what is wrong
+    assert not v4l2loopback.is_unfed(str(plain))
+    assert not v4l2loopback.is_unfed(str(tmp_path / "missing"))
+    assert not v4l2loopback.is_unfed("/dev/null")  # a character device, but no V4L2 one
 
 
 def test_nonexistent_device_through_the_real_linux_backend() -> None:
