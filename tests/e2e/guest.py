@@ -19,8 +19,9 @@ guest that hangs later still reports what finished. Exit code 0 only if every sc
   readers      (f) ffmpeg's v4l2 input and GStreamer's v4l2src read SharpCam while vcam writes:
                the size and pixel format it announces, and frames that are the sharpened pattern.
   hot-plug     (g) the fake webcam's writer stops and comes back while a reader stays attached to
-               SharpCam: the reader keeps getting frames (stand-ins) and then sharpened ones
-               that move (not one stale frame repeated).
+               SharpCam: the reader keeps getting frames (stand-ins), `vcam doctor` calls the
+               unfed fake webcam unfed, and then the reader gets sharpened frames that move (not
+               one stale frame repeated).
   browser      (h) headless Chromium (what Google Meet runs in) lists the camera labelled SharpCam
                and draws its frames, which are the sharpened pattern.
   on-demand    (e) `vcam start --on-demand` with no reader releases the fake webcam; a reader
@@ -558,6 +559,16 @@ def scenario_hot_plug() -> str:
             during += 1
         check("reconnects" in vcam.output(), f"vcam did not notice the camera went away: {vcam.tail()}")
         check(during >= 20, f"the reader got only {during} frames in the 6 s without a camera")
+        # Nobody feeds the fake webcam now: opening it would fix its format (the bug this
+        # scenario caught), so doctor must say so without opening it.
+        doctor = subprocess.run(
+            [VCAM, "doctor", "--model", MODEL, "--source", FAKECAM], capture_output=True, text=True, timeout=RUN_TIMEOUT
+        )
+        unfed = next((line for line in doctor.stdout.splitlines() if f"camera {FAKECAM}" in line), "")
+        check(
+            unfed.startswith("✗") and "no app is feeding" in unfed and doctor.returncode != 0,
+            f"doctor on the unfed fake webcam (exit {doctor.returncode}): {unfed or doctor.stdout[-300:]!r}",
+        )
         FAKECAMS.append(start_fakecam())
         back = time.monotonic()
         # Sharpened frames of two phases: the picture moves again (a reader opened on a stale
@@ -589,7 +600,8 @@ def scenario_hot_plug() -> str:
         vcam.stop()
     waited = next((line.split("INFO ", 1)[-1] for line in vcam.output().splitlines() if "not back yet" in line), "")
     return (
-        f"{during} frames reached the reader in the 6 s without a camera ({waited}); sharpened frames "
+        f"{during} frames reached the reader in the 6 s without a camera ({waited}; doctor: "
+        f"{unfed.split(': ', 1)[-1][:50]}...); sharpened frames "
         f"again {resumed:.2f}s after the camera came back, moving (phases {sorted(phases)}; emulated) ({summary})"
     )
 
