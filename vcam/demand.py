@@ -26,10 +26,7 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-# An opener still there after this is a reader, not an app listing cameras. A listing queries
-# the device's formats and sizes; in the emulated e2e guest `v4l2-ctl --all` once outlasted 0.1 s
-# and lit the camera, and a busy laptop's browser can be as slow: the 0.12 path wakes later instead.
-GRACE_S = 0.5
+GRACE_S = 0.1  # an opener still there after this is a reader, not an enumeration
 LINGER_S = 5.0  # no reader for this long: release the camera
 RESCAN_S = (10.0, 2.0)  # idle scans at least this often with inotify, and without it
 

@@ -71,7 +71,7 @@ def test_a_reader_wakes_the_camera_and_its_absence_releases_it(device: Path, idl
     assert proc.stdout.readline().strip() == "open"
     opened = time.monotonic()
     assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
-    assert switch.calls[-1][1] - opened < demand.GRACE_S + 0.5  # inotify + the grace, not a poll (2 s, 10 s)
+    assert switch.calls[-1][1] - opened < 0.5  # inotify + the grace period, not a polling interval
     assert watch.readers == 1 and watch.pids == {proc.pid} and watch.counted_by == "open files"
     switch.changed.clear()
     proc.wait()
