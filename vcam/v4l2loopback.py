@@ -91,7 +91,7 @@ VIDIOC_ENUM_FMT = 0xC0405602  # _IOWR('V', 2, struct v4l2_fmtdesc): 64 bytes
 VIDIOC_STREAMON = 0x40045612  # _IOW('V', 18, int)
 CAP_VIDEO_CAPTURE, CAP_VIDEO_OUTPUT, CAP_DEVICE_CAPS = 0x1, 0x2, 0x80000000
 BUF_TYPE_VIDEO_CAPTURE, BUF_TYPE_VIDEO_OUTPUT = 1, 2
-DRIVER_NAME = b"v4l2 loopback"  # VIDIOC_QUERYCAP's driver field, in every version
+DRIVER_NAME = b"v4l2 loopback"  # VIDIOC_QUERYCAP's driver field (0.12 and 0.15 alike)
 
 
 def device_caps(device: str) -> int | None:
@@ -119,10 +119,11 @@ def is_unfed(device: str) -> bool:
     A reader must not open such a device: in 0.15 the first opener sets the format, so a reader
     that came first makes the writer that follows write in the reader's format, and the reader
     gets garbage or one stale frame for ever (tests/e2e's hot-plug, which runs 0.12 and 0.15).
-    The capture formats it offers tell: 0.12 offers none until a writer has started, 0.15 every
-    format until an opener (the writer, or another reader) fixes one, then that one only. False
-    whenever it cannot be told (not a loopback device, no access), so that opening the camera
-    reports what is wrong."""
+    The capture formats it offers tell: 0.12 offers none until a writer has started; 0.15 none
+    while no writer streams with exclusive_caps=1, and with exclusive_caps=0 every format until an
+    opener (the writer, or another reader) fixes one, then that one only. False whenever it
+    cannot be told (not a loopback device, no access), so that opening the camera reports what
+    is wrong."""
     import fcntl
 
     try:
@@ -132,7 +133,7 @@ def is_unfed(device: str) -> bool:
     try:
         info = bytearray(104)  # struct v4l2_capability; the driver name comes first
         fcntl.ioctl(fd, VIDIOC_QUERYCAP, info)
-        if bytes(info[:16]).rstrip(b"\0") != DRIVER_NAME:
+        if bytes(info[:16]).split(b"\0")[0] != DRIVER_NAME:
             return False
         offered = 0
         for index in range(2):

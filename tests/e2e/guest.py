@@ -619,9 +619,10 @@ def scenario_on_demand() -> str:
     try:
         vcam.wait_for_line("camera released", OPEN_TIMEOUT)
         check(not holds(vcam.proc.pid, FAKECAM), f"vcam still holds the fake webcam {FAKECAM} while idle")
-        # What an app listing cameras asks: capabilities, formats, sizes, rates. vcam counts an
-        # opener holding the device for 0.1 s as a reader (vcam/demand.py), which a listing
-        # stays well below natively; emulated, the heavier `--all` (controls too) once did not.
+        # What an app listing cameras asks: capabilities, formats, sizes, rates. On 0.12 vcam
+        # counts an opener holding the device for 0.1 s as a reader (vcam/demand.py; 0.13+ count
+        # streaming readers by driver events), which a listing stays well below natively;
+        # emulated, the heavier `--all` (controls too) once did not.
         took = []
         for _ in range(3):
             asked = time.monotonic()

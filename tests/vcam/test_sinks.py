@@ -3,7 +3,10 @@ in for the v4l2loopback device) and its label lookup on a `FakeSysfs` tree."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import struct
 import time
 from pathlib import Path
 
@@ -185,6 +188,44 @@ def test_restart_workaround_helpers_give_up_quietly_on_what_is_not_a_device(tmp_
     assert not v4l2loopback.is_unfed(str(plain))
     assert not v4l2loopback.is_unfed(str(tmp_path / "missing"))
     assert not v4l2loopback.is_unfed("/dev/null")  # a character device, but no V4L2 one
+
+
+class LoopbackIoctls:
+    """The driver's answers to VIDIOC_QUERYCAP and VIDIOC_ENUM_FMT(capture), as 0.12 and 0.15 give
+    them (this machine has no v4l2loopback; tests/e2e asks the real one): `driver` names it and
+    it offers `formats` capture formats."""
+
+    def __init__(self, driver: bytes, formats: int) -> None:
+        self.driver, self.formats = driver, formats
+
+    def __call__(self, fd: int, request: int, arg: bytearray) -> int:
+        if request == v4l2loopback.VIDIOC_QUERYCAP:
+            arg[:16] = self.driver.ljust(16, b"\0")
+            return 0
+        if request == v4l2loopback.VIDIOC_ENUM_FMT:
+            index, kind = struct.unpack_from("<II", arg)
+            if kind != v4l2loopback.BUF_TYPE_VIDEO_CAPTURE or index >= self.formats:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return 0
+        raise OSError(errno.ENOTTY, "Inappropriate ioctl for device")
+
+
+@pytest.mark.parametrize(
+    ("driver", "formats", "unfed"),
+    [
+        (b"v4l2 loopback", 0, True),  # 0.12 before a writer started; 0.15 exclusive_caps=1 without one
+        (b"v4l2 loopback", 2, True),  # 0.15 exclusive_caps=0, nobody holds the format: all of them
+        (b"v4l2 loopback", 1, False),  # a writer (or another opener) fixed the format
+        (b"uvcvideo", 0, False),  # a real camera is never called unfed
+    ],
+)
+def test_an_unfed_loopback_device_is_told_by_its_capture_formats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver: bytes, formats: int, unfed: bool
+) -> None:
+    device = tmp_path / "video20"
+    device.touch()
+    monkeypatch.setattr(fcntl, "ioctl", LoopbackIoctls(driver, formats))
+    assert v4l2loopback.is_unfed(str(device)) is unfed
 
 
 def test_nonexistent_device_through_the_real_linux_backend() -> None:
