@@ -16,8 +16,10 @@ output) is revived with one first. tests/e2e shows both against the real driver.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 LABEL = "SharpCam"
@@ -94,23 +96,36 @@ BUF_TYPE_VIDEO_CAPTURE, BUF_TYPE_VIDEO_OUTPUT = 1, 2
 DRIVER_NAME = b"v4l2 loopback"  # VIDIOC_QUERYCAP's driver field (0.12 and 0.15 alike)
 
 
-def device_caps(device: str) -> int | None:
-    """The capabilities `device` announces right now, None when it cannot be asked."""
+@contextlib.contextmanager
+def _asked(device: str) -> Iterator[tuple[int, bytes] | None]:
+    """`device` opened read-only and its VIDIOC_QUERYCAP answer (struct v4l2_capability) as
+    (fd, answer); None when it cannot be opened or asked."""
     import fcntl  # Unix only, like v4l2loopback
 
     try:
         fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        return None
+        yield None
+        return
     try:
         info = bytearray(104)
-        fcntl.ioctl(fd, VIDIOC_QUERYCAP, info)
-    except OSError:
-        return None
+        try:
+            fcntl.ioctl(fd, VIDIOC_QUERYCAP, info)
+        except OSError:
+            yield None
+            return
+        yield fd, bytes(info)
     finally:
         os.close(fd)
-    capabilities, device_caps = struct.unpack_from("<II", info, 84)
-    return device_caps if capabilities & CAP_DEVICE_CAPS else capabilities
+
+
+def device_caps(device: str) -> int | None:
+    """The capabilities `device` announces right now, None when it cannot be asked."""
+    with _asked(device) as asked:
+        if asked is None:
+            return None
+        capabilities, caps = struct.unpack_from("<II", asked[1], 84)
+    return caps if capabilities & CAP_DEVICE_CAPS else capabilities
 
 
 def is_unfed(device: str) -> bool:
@@ -126,27 +141,18 @@ def is_unfed(device: str) -> bool:
     is wrong."""
     import fcntl
 
-    try:
-        fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        info = bytearray(104)  # struct v4l2_capability; the driver name comes first
-        fcntl.ioctl(fd, VIDIOC_QUERYCAP, info)
-        if bytes(info[:16]).split(b"\0")[0] != DRIVER_NAME:
+    with _asked(device) as asked:
+        # The struct's first 16 bytes: the driver's name, NUL-terminated.
+        if asked is None or asked[1][:16].split(b"\0")[0] != DRIVER_NAME:
             return False
         offered = 0
         for index in range(2):
             desc = bytearray(struct.pack("<II", index, BUF_TYPE_VIDEO_CAPTURE) + bytes(56))
             try:
-                fcntl.ioctl(fd, VIDIOC_ENUM_FMT, desc)
+                fcntl.ioctl(asked[0], VIDIOC_ENUM_FMT, desc)
             except OSError:
                 break
             offered += 1
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
     return offered != 1
 
 
