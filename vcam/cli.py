@@ -89,20 +89,28 @@ def main(
 
 @contextlib.contextmanager
 def _logging(level: str) -> Iterator[None]:
-    """Log to the current stderr for the duration of a command (test runners swap stderr)."""
+    """Log to the current stderr for the duration of a command (test runners swap stderr).
+
+    OpenCV's own WARN lines (a `select() timeout` per second while a camera is silent) repeat
+    what vcam says in one line of its own, in another format: they show at `debug` only."""
+    import cv2
+
     check("log_level", level)
     numeric = logging.getLevelName(level.upper())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
-    previous = root.level
+    previous, previous_cv = root.level, cv2.utils.logging.getLogLevel()
     root.addHandler(handler)
     root.setLevel(numeric)
+    if numeric > logging.DEBUG:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
         yield
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
+        cv2.utils.logging.setLogLevel(previous_cv)
 
 
 def _option(name: str, *flags: str) -> Any:

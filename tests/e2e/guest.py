@@ -594,6 +594,10 @@ def scenario_hot_plug() -> str:
         vcam.proc.send_signal(signal.SIGTERM)
         check(vcam.wait(RUN_TIMEOUT) == 0, f"vcam exited badly: {vcam.tail()}")
         no_traceback(vcam.output(), "vcam start")
+        # vcam says in one line that the camera went away; OpenCV's own WARN lines (a select()
+        # timeout per second of silence) would repeat it in another format.
+        opencv = [line for line in vcam.output().splitlines() if line.startswith("[ WARN")]
+        check(not opencv, f"OpenCV's warnings reached vcam's log ({len(opencv)}): {opencv[:2]}")
     finally:
         if capture is not None:
             capture.release()
