@@ -6,8 +6,10 @@ streaming, to every opener subscribed to it: its `count` is the number of stream
 0.13 and whether one streams in 0.14+, so only zero versus non-zero is read. 0.12 has no such
 event (the subscription fails), and there the readers are the processes other than this one
 that hold the device open (/proc/*/fd), scanned when inotify says the node was opened or closed
-and every few seconds besides. Apps that open the device only to list it never stream, and by the
-scan they are kept out by `GRACE_S`: an opener must still be there that long after opening.
+and every few seconds besides. Apps that open the device only to list it never stream: a new
+opener wakes the camera once it maps the device (/proc/PID/maps: a streaming reader maps the
+driver's buffers within milliseconds of opening), and an opener that maps nothing wakes it only
+if it still holds the device `LISTING_S` later (a reader using read(), which maps nothing).
 The camera is released `LINGER_S` after the last reader left.
 """
 
@@ -26,7 +28,8 @@ from typing import Protocol
 
 log = logging.getLogger(__name__)
 
-GRACE_S = 0.1  # an opener still there after this is a reader, not an enumeration
+LISTING_S = 1.0  # an opener that maps nothing and is still there after this is a reader
+POLL_S = 0.02  # how often a new opener is looked at until it maps the device or leaves
 LINGER_S = 5.0  # no reader for this long: release the camera
 RESCAN_S = (10.0, 2.0)  # idle scans at least this often with inotify, and without it
 
@@ -89,23 +92,36 @@ def holders(device: str | Path) -> set[int]:
     """PIDs of the processes other than this one that hold `device` open."""
     target = os.path.realpath(device)
     own = os.getpid()
-    found = set()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == own:
-            continue
-        try:
-            fds = os.scandir(f"/proc/{entry.name}/fd")
-        except OSError:  # gone, or another user's
-            continue
-        with fds:
-            for fd in fds:
-                try:
-                    if os.readlink(fd.path) == target:
-                        found.add(int(entry.name))
-                        break
-                except OSError:
-                    continue
-    return found
+    return {
+        int(entry.name)
+        for entry in os.scandir("/proc")
+        if entry.name.isdigit() and int(entry.name) != own and holds(int(entry.name), target)
+    }
+
+
+def holds(pid: int, target: str) -> bool:
+    """Whether process `pid` holds the file at real path `target` open."""
+    try:
+        with os.scandir(f"/proc/{pid}/fd") as fds:
+            return any(_link(fd.path) == target for fd in fds)
+    except OSError:  # gone, or another user's
+        return False
+
+
+def maps(pid: int, target: str) -> bool:
+    """Whether process `pid` has the file at real path `target` mapped into its memory."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as lines:
+            return any(line.rstrip("\n").endswith(" " + target) for line in lines)
+    except OSError:  # gone, or not ours to read
+        return False
+
+
+def _link(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 class _Opens:
@@ -196,13 +212,23 @@ class DemandWatch:
             while not self._stop.is_set():
                 idle_rescan = RESCAN_S[0] if self._opens.watching else RESCAN_S[1]
                 event = self._opens.wait(1.0 if self.active else idle_rescan, self._stop)
-                if event and not self.active:
-                    self._stop.wait(GRACE_S)  # an enumeration has closed the device by now
-                self.pids = holders(self.device)
+                self.pids = self._settled() if event and not self.active else holders(self.device)
                 self.readers = len(self.pids)
                 self._decide()
         finally:
             self._opens.close()
+
+    def _settled(self) -> set[int]:
+        """The holders once each has shown whether it reads: mapped the device (a streaming
+        reader), left (an app listing cameras), or held it `LISTING_S` without mapping it."""
+        target = os.path.realpath(self.device)
+        pids = holders(self.device)
+        deadline = time.monotonic() + LISTING_S
+        while pids and not any(maps(pid, target) for pid in pids) and time.monotonic() < deadline:
+            if self._stop.wait(POLL_S):
+                break
+            pids = {pid for pid in pids if holds(pid, target)}
+        return pids
 
     def _run_events(self) -> None:
         """Readers as the driver counts them."""

@@ -623,14 +623,13 @@ def scenario_on_demand() -> str:
     try:
         vcam.wait_for_line("camera released", OPEN_TIMEOUT)
         check(not holds(vcam.proc.pid, FAKECAM), f"vcam still holds the fake webcam {FAKECAM} while idle")
-        # What an app listing cameras asks: capabilities, formats, sizes, rates. On 0.12 vcam
-        # counts an opener holding the device for 0.1 s as a reader (vcam/demand.py; 0.13+ count
-        # streaming readers by driver events), which a listing stays well below natively;
-        # emulated, the heavier `--all` (controls too) once did not.
+        # What an app listing cameras asks: capabilities, controls, formats, sizes, rates. On
+        # 0.12 vcam wakes the camera for an opener that maps the device (a streaming reader) or
+        # holds it for 1 s (vcam/demand.py; 0.13+ count streaming readers by driver events).
         took = []
         for _ in range(3):
             asked = time.monotonic()
-            v4l2_ctl("-d", SHARPCAM, "--info", "--list-formats-ext")
+            v4l2_ctl("-d", SHARPCAM, "--all", "--list-formats-ext")
             took.append(time.monotonic() - asked)
         time.sleep(1.5)
         check("an app is watching" not in vcam.output(), f"a device query woke the camera: {vcam.tail()}")

@@ -1,6 +1,7 @@
 """On demand, driven by real processes that open a file standing in for the SharpCam device
-(the real driver is exercised in tests/e2e): readers are found through /proc, a reader wakes the
-camera, an app that only opens the device to list it does not, and no reader lets it go."""
+(the real driver is exercised in tests/e2e): readers are found through /proc, a streaming reader
+(which maps the device) wakes the camera at once, a reader that maps nothing wakes it after the
+listing time, an app that only opens the device to list it does not, and no reader lets it go."""
 
 from __future__ import annotations
 
@@ -13,13 +14,24 @@ from pathlib import Path
 import pytest
 
 from vcam import demand
-from vcam.demand import DemandWatch, UsageEvents, holders
+from vcam.demand import DemandWatch, UsageEvents, holders, maps
+
+READER = """import mmap, sys, time
+f = open(sys.argv[1], "rb")
+if sys.argv[3] == "map":  # as a streaming reader maps the driver's buffers
+    buffers = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+print("open", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
 
 
-def reader(path: Path, hold: float) -> subprocess.Popen:
-    """A process that opens `path`, says so on stdout, and keeps it open for `hold` seconds."""
-    code = "import sys, time; f = open(sys.argv[1], 'rb'); print('open', flush=True); time.sleep(float(sys.argv[2]))"
-    return subprocess.Popen([sys.executable, "-c", code, str(path), str(hold)], stdout=subprocess.PIPE, text=True)
+def reader(path: Path, hold: float, *, streaming: bool = True) -> subprocess.Popen:
+    """A process that opens `path` (and maps it when `streaming`), says so on stdout, and keeps it
+    open for `hold` seconds."""
+    mode = "map" if streaming else "open"
+    return subprocess.Popen(
+        [sys.executable, "-c", READER, str(path), str(hold), mode], stdout=subprocess.PIPE, text=True
+    )
 
 
 class Switch:
@@ -37,19 +49,32 @@ class Switch:
 @pytest.fixture
 def device(tmp_path: Path) -> Path:
     path = tmp_path / "video10"
-    path.write_bytes(b"")
+    path.write_bytes(bytes(4096))  # something to map
     return path
 
 
 def test_holders_are_the_other_processes_with_the_device_open(device: Path) -> None:
     with open(device, "rb"):
         assert holders(device) == set()  # this process does not count
-        proc = reader(device, 5)
+        proc = reader(device, 5, streaming=False)
         assert proc.stdout.readline().strip() == "open"
         assert holders(device) == {proc.pid}
+        assert not maps(proc.pid, str(device.resolve()))
         proc.kill()
         proc.wait()
     assert holders(device) == set()
+
+
+def test_maps_tells_a_process_that_mapped_the_device(device: Path) -> None:
+    proc = reader(device, 5)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        assert maps(proc.pid, str(device.resolve()))
+        assert not maps(proc.pid, str(device.resolve()) + "1")  # the path, not a prefix of another
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not maps(proc.pid, str(device.resolve()))  # gone
 
 
 @pytest.fixture
@@ -65,13 +90,16 @@ def idle(device: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 @pytest.mark.slow
-def test_a_reader_wakes_the_camera_and_its_absence_releases_it(device: Path, idle) -> None:
+def test_a_streaming_reader_wakes_the_camera_and_its_absence_releases_it(
+    device: Path, idle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     watch, switch = idle
+    monkeypatch.setattr(demand, "LISTING_S", 30.0)  # only its mapping can wake the camera in time
     proc = reader(device, 3)
     assert proc.stdout.readline().strip() == "open"
     opened = time.monotonic()
     assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
-    assert switch.calls[-1][1] - opened < 0.5  # inotify + the grace period, not a polling interval
+    assert switch.calls[-1][1] - opened < 0.5  # inotify, not a rescan interval
     assert watch.readers == 1 and watch.pids == {proc.pid} and watch.counted_by == "open files"
     switch.changed.clear()
     proc.wait()
@@ -79,10 +107,34 @@ def test_a_reader_wakes_the_camera_and_its_absence_releases_it(device: Path, idl
 
 
 @pytest.mark.slow
-def test_an_app_that_only_lists_the_device_does_not_wake_the_camera(device: Path, idle) -> None:
+def test_a_reader_that_maps_nothing_wakes_the_camera_after_the_listing_time(
+    device: Path, idle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch, switch = idle
+    monkeypatch.setattr(demand, "LISTING_S", 0.5)
+    proc = reader(device, 5, streaming=False)  # reads with read(): maps nothing
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        opened = time.monotonic()
+        assert switch.changed.wait(3.0) and switch.calls[-1][0] is True
+        assert switch.calls[-1][1] - opened >= 0.4  # it waited for the listing time first
+        assert watch.pids == {proc.pid}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.slow
+def test_an_app_that_only_lists_the_device_does_not_wake_the_camera(
+    device: Path, idle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _, switch = idle
     code = "import sys\nfor _ in range(5): open(sys.argv[1], 'rb').close()"
     subprocess.run([sys.executable, "-c", code, str(device)], check=True)  # opens and closes at once
+    monkeypatch.setattr(demand, "LISTING_S", 3.0)
+    lister = reader(device, 0.5, streaming=False)  # a slow listing: holds it, maps nothing, leaves
+    assert lister.stdout.readline().strip() == "open"
+    lister.wait()
     time.sleep(0.5)
     assert [wanted for wanted, _ in switch.calls] == [False]
 
