@@ -296,7 +296,7 @@ def _open_camera(
             "that feeds it (OBS, a phone-camera app) or pick another camera"
         )
     backend = cv2.CAP_V4L2 if sys.platform == "linux" else cv2.CAP_ANY
-    with _quiet_opencv():
+    with quiet_opencv():
         capture = cv2.VideoCapture(index, backend)
     if not capture.isOpened():
         capture.release()
@@ -353,7 +353,7 @@ def open_file(
             f"video file {path} not found — pass a webcam index (0), a device "
             "(/dev/video0) or an existing video file as the source"
         )
-    with _quiet_opencv():
+    with quiet_opencv():
         capture = cv2.VideoCapture(str(path))
         ok = capture.isOpened() and capture.grab()
     if not ok:
@@ -411,8 +411,9 @@ def _linux_capture_indices() -> list[int]:
 
 
 @contextlib.contextmanager
-def _quiet_opencv() -> Iterator[None]:
-    """OpenCV prints WARN lines for a missing camera; our SourceError already says it in one."""
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own WARN lines hidden: for a missing camera, or a `select() timeout` per second
+    while one is silent, they repeat in another format what vcam says in one line."""
     previous = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:

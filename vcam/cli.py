@@ -90,27 +90,23 @@ def main(
 @contextlib.contextmanager
 def _logging(level: str) -> Iterator[None]:
     """Log to the current stderr for the duration of a command (test runners swap stderr).
-
-    OpenCV's own WARN lines (a `select() timeout` per second while a camera is silent) repeat
-    what vcam says in one line of its own, in another format: they show at `debug` only."""
-    import cv2
-
+    OpenCV's own warnings show at `debug` only (and never while a camera opens: quiet_opencv)."""
     check("log_level", level)
+    from vcam.camera import quiet_opencv
+
     numeric = logging.getLevelName(level.upper())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
-    previous, previous_cv = root.level, cv2.utils.logging.getLogLevel()
+    previous = root.level
     root.addHandler(handler)
     root.setLevel(numeric)
-    if numeric > logging.DEBUG:
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     try:
-        yield
+        with contextlib.nullcontext() if numeric <= logging.DEBUG else quiet_opencv():
+            yield
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
-        cv2.utils.logging.setLogLevel(previous_cv)
 
 
 def _option(name: str, *flags: str) -> Any:

@@ -110,14 +110,16 @@ def holds(pid: int, target: str) -> bool:
 
 def maps(pid: int, target: str) -> bool:
     """Whether process `pid` has the file at real path `target` mapped into its memory."""
+    suffix = b" " + os.fsencode(target) + b"\n"  # the path is the line's last field
     try:
-        with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as lines:
-            return any(line.rstrip("\n").endswith(" " + target) for line in lines)
+        with open(f"/proc/{pid}/maps", "rb") as lines:
+            return any(line.endswith(suffix) for line in lines)
     except OSError:  # gone, or not ours to read
         return False
 
 
 def _link(path: str) -> str | None:
+    """Where the symlink `path` points (an fd's file), None when it is gone."""
     try:
         return os.readlink(path)
     except OSError:
@@ -183,6 +185,7 @@ class DemandWatch:
         """Readers now, as counted by `counted_by`."""
         self.pids: set[int] = set()
         """The reading processes, where they are found through /proc (not with driver events)."""
+        self._why = ""  # how the newest reader found through /proc showed that it reads
         self.active = True  # the camera is open when the watch starts
         self._last_reader = time.monotonic()
         self._target = target
@@ -201,7 +204,7 @@ class DemandWatch:
             self._last_reader = now
             if not self.active:
                 self.active = True
-                log.info("%d reader(s) of %s (counted by %s)", self.readers, self.device, self.counted_by)
+                log.info("%d reader(s) of %s (counted by %s%s)", self.readers, self.device, self.counted_by, self._why)
                 self._target.set_demand(True)
         elif self.active and now - self._last_reader >= LINGER_S:
             self.active = False
@@ -212,23 +215,35 @@ class DemandWatch:
             while not self._stop.is_set():
                 idle_rescan = RESCAN_S[0] if self._opens.watching else RESCAN_S[1]
                 event = self._opens.wait(1.0 if self.active else idle_rescan, self._stop)
-                self.pids = self._settled() if event and not self.active else holders(self.device)
+                if event and not self.active:
+                    self.pids, self._why = self._settled()
+                else:
+                    self.pids, self._why = holders(self.device), ""
+                if self._stop.is_set():  # shutting down: wake nothing
+                    break
                 self.readers = len(self.pids)
                 self._decide()
         finally:
             self._opens.close()
 
-    def _settled(self) -> set[int]:
-        """The holders once each has shown whether it reads: mapped the device (a streaming
-        reader), left (an app listing cameras), or held it `LISTING_S` without mapping it."""
+    def _settled(self) -> tuple[set[int], str]:
+        """The new openers once they have shown whether they read, and how: one maps the device
+        (a streaming reader), or one has held it `LISTING_S` without mapping it (a reader using
+        read()), or all have left (apps listing cameras). Openers that come meanwhile join."""
         target = os.path.realpath(self.device)
-        pids = holders(self.device)
-        deadline = time.monotonic() + LISTING_S
-        while pids and not any(maps(pid, target) for pid in pids) and time.monotonic() < deadline:
+        seen = dict.fromkeys(holders(self.device), time.monotonic())  # pid: when first seen
+        while seen:
+            if any(maps(pid, target) for pid in seen):
+                return set(seen), "; it maps the device"
+            if any(time.monotonic() - since >= LISTING_S for since in seen.values()):
+                return set(seen), f"; it held the device {LISTING_S:g} s"
             if self._stop.wait(POLL_S):
                 break
-            pids = {pid for pid in pids if holds(pid, target)}
-        return pids
+            seen = {pid: since for pid, since in seen.items() if holds(pid, target)}
+            if self._opens.wait(0, self._stop):  # another open (or close) meanwhile
+                now = time.monotonic()
+                seen |= {pid: now for pid in holders(self.device) if pid not in seen}
+        return set(), ""
 
     def _run_events(self) -> None:
         """Readers as the driver counts them."""

@@ -105,18 +105,20 @@ def _asked(device: str) -> Iterator[tuple[int, bytes] | None]:
     try:
         fd = os.open(device, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
-        yield None
-        return
+        fd = -1
+    answer = None
     try:
-        info = bytearray(104)
-        try:
-            fcntl.ioctl(fd, VIDIOC_QUERYCAP, info)
-        except OSError:
-            yield None
-            return
-        yield fd, bytes(info)
+        if fd >= 0:
+            info = bytearray(104)
+            try:
+                fcntl.ioctl(fd, VIDIOC_QUERYCAP, info)
+                answer = fd, bytes(info)
+            except OSError:
+                pass
+        yield answer
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def device_caps(device: str) -> int | None:
