@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,13 +26,24 @@ time.sleep(float(sys.argv[2]))
 """
 
 
-def reader(path: Path, hold: float, *, streaming: bool = True) -> subprocess.Popen:
-    """A process that opens `path` (and maps it when `streaming`), says so on stdout, and keeps it
-    open for `hold` seconds."""
-    mode = "map" if streaming else "open"
-    return subprocess.Popen(
-        [sys.executable, "-c", READER, str(path), str(hold), mode], stdout=subprocess.PIPE, text=True
-    )
+@pytest.fixture
+def reader() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Starts a process that opens a path (and maps it when `streaming`), keeps it open for
+    `hold` seconds and exits; returns once it has opened it. Any still running at the end are
+    killed."""
+    started: list[subprocess.Popen] = []
+
+    def start(path: Path, hold: float, *, streaming: bool = True) -> subprocess.Popen:
+        mode = "map" if streaming else "open"
+        args = [sys.executable, "-c", READER, str(path), str(hold), mode]
+        started.append(subprocess.Popen(args, stdout=subprocess.PIPE, text=True))
+        assert started[-1].stdout is not None and started[-1].stdout.readline().strip() == "open"
+        return started[-1]
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.wait()
 
 
 class Switch:
@@ -53,11 +65,10 @@ def device(tmp_path: Path) -> Path:
     return path
 
 
-def test_holders_are_the_other_processes_with_the_device_open(device: Path) -> None:
+def test_holders_are_the_other_processes_with_the_device_open(device: Path, reader) -> None:
     with open(device, "rb"):
         assert holders(device) == set()  # this process does not count
         proc = reader(device, 5, streaming=False)
-        assert proc.stdout.readline().strip() == "open"
         assert holders(device) == {proc.pid}
         assert not maps(proc.pid, str(device.resolve()))
         proc.kill()
@@ -65,15 +76,12 @@ def test_holders_are_the_other_processes_with_the_device_open(device: Path) -> N
     assert holders(device) == set()
 
 
-def test_maps_tells_a_process_that_mapped_the_device(device: Path) -> None:
+def test_maps_tells_a_process_that_mapped_the_device(device: Path, reader) -> None:
     proc = reader(device, 5)
-    try:
-        assert proc.stdout.readline().strip() == "open"
-        assert maps(proc.pid, str(device.resolve()))
-        assert not maps(proc.pid, str(device.resolve())[:-1])  # the path, not the end of another
-    finally:
-        proc.kill()
-        proc.wait()
+    assert maps(proc.pid, str(device.resolve()))
+    assert not maps(proc.pid, str(device.resolve())[:-1])  # the path, not the end of another
+    proc.kill()
+    proc.wait()
     assert not maps(proc.pid, str(device.resolve()))  # gone
 
 
@@ -91,12 +99,11 @@ def idle(device: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.mark.slow
 def test_a_streaming_reader_wakes_the_camera_and_its_absence_releases_it(
-    device: Path, idle, monkeypatch: pytest.MonkeyPatch
+    device: Path, idle, reader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     watch, switch = idle
     monkeypatch.setattr(demand, "LISTING_S", 30.0)  # only its mapping can wake the camera in time
     proc = reader(device, 3)
-    assert proc.stdout.readline().strip() == "open"
     opened = time.monotonic()
     assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
     assert switch.calls[-1][1] - opened < 0.5  # inotify, not a rescan interval
@@ -108,55 +115,39 @@ def test_a_streaming_reader_wakes_the_camera_and_its_absence_releases_it(
 
 @pytest.mark.slow
 def test_a_streaming_reader_is_not_kept_waiting_by_a_slow_listing(
-    device: Path, idle, monkeypatch: pytest.MonkeyPatch
+    device: Path, idle, reader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     watch, switch = idle
     monkeypatch.setattr(demand, "LISTING_S", 30.0)
-    lister = reader(device, 10, streaming=False)  # holds the device, maps nothing, for a while
-    proc = None
-    try:
-        assert lister.stdout.readline().strip() == "open"
-        time.sleep(0.3)  # the watch is judging the lister now
-        proc = reader(device, 5)
-        assert proc.stdout.readline().strip() == "open"
-        assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
-        assert proc.pid in watch.pids
-    finally:
-        for p in (lister, proc):
-            if p is not None:
-                p.kill()
-                p.wait()
+    reader(device, 10, streaming=False)  # holds the device, maps nothing, for a while
+    time.sleep(0.3)  # the watch is judging that one now
+    proc = reader(device, 5)
+    assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
+    assert proc.pid in watch.pids
 
 
 @pytest.mark.slow
 def test_a_reader_that_maps_nothing_wakes_the_camera_after_the_listing_time(
-    device: Path, idle, monkeypatch: pytest.MonkeyPatch
+    device: Path, idle, reader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     watch, switch = idle
     monkeypatch.setattr(demand, "LISTING_S", 0.5)
     before = time.monotonic()
     proc = reader(device, 5, streaming=False)  # reads with read(): maps nothing
-    try:
-        assert proc.stdout.readline().strip() == "open"
-        assert switch.changed.wait(3.0) and switch.calls[-1][0] is True
-        assert switch.calls[-1][1] - before >= 0.5  # it waited for the listing time first
-        assert watch.pids == {proc.pid}
-    finally:
-        proc.kill()
-        proc.wait()
+    assert switch.changed.wait(3.0) and switch.calls[-1][0] is True
+    assert switch.calls[-1][1] - before >= 0.5  # it waited for the listing time first
+    assert watch.pids == {proc.pid}
 
 
 @pytest.mark.slow
 def test_an_app_that_only_lists_the_device_does_not_wake_the_camera(
-    device: Path, idle, monkeypatch: pytest.MonkeyPatch
+    device: Path, idle, reader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, switch = idle
     code = "import sys\nfor _ in range(5): open(sys.argv[1], 'rb').close()"
     subprocess.run([sys.executable, "-c", code, str(device)], check=True)  # opens and closes at once
     monkeypatch.setattr(demand, "LISTING_S", 3.0)
-    lister = reader(device, 0.5, streaming=False)  # a slow listing: holds it, maps nothing, leaves
-    assert lister.stdout.readline().strip() == "open"
-    lister.wait()
+    reader(device, 0.5, streaming=False).wait()  # a slow listing: holds it, maps nothing, leaves
     time.sleep(0.5)
     assert [wanted for wanted, _ in switch.calls] == [False]
 
