@@ -97,6 +97,19 @@ def test_unseen_family_is_fixed_per_index_and_not_the_training_chain(clean):
     assert all(psnr(unseen_degrade(clean, i), clean) < 40 for i in range(4))  # it always degrades
 
 
+def test_sharp_camera_frames_are_fixed_per_index_and_not_blurred(clean):
+    a = D.sharp_camera_degrade(clean, 1)
+    assert np.array_equal(a, D.sharp_camera_degrade(clean, 1)) and a.dtype == np.uint8 and a.shape == clean.shape
+    assert not np.array_equal(a, D.sharp_camera_degrade(clean, 2))
+    frames = [D.sharp_camera_degrade(clean, i) for i in range(6)]
+    assert all(psnr(f, clean) < 60 for f in frames)  # noise and compression always
+    # No optics: on average closer to the sharp image than to a softened one (the benchmark's
+    # chains, mostly blurred, the other way round)
+    soft = cv2.GaussianBlur(clean, (0, 0), 1.0)
+    assert np.mean([psnr(f, clean) - psnr(f, soft) for f in frames]) > 0
+    assert np.mean([psnr(b, clean) - psnr(b, soft) for b in (D.benchmark_degrade(clean, i) for i in range(6))]) < 0
+
+
 def test_unseen_family_leaves_out_one_stage_and_keeps_the_other_draws(clean):
     from distill.unseen import STAGES, unseen_degrade
 

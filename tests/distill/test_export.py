@@ -162,8 +162,10 @@ def test_quality_report_has_the_reference_table(checkpoints, tmp_path):
     assert set(report["vs_teacher"]) == {"student"}
     assert list(report["unseen"]) == list(methods)  # the same rows under the second family
     assert report["unseen"]["degraded input"]["psnr"] != methods["degraded input"]["psnr"]
+    assert list(report["sharp"]) == list(methods)  # and as a sharp camera sends them
+    assert report["sharp"]["degraded input"]["psnr"] > methods["degraded input"]["psnr"]  # no blur
     md = to_markdown(report)
-    assert "| student |" in md and "| vs teacher |" in md and "unseen family" in md
+    assert "| student |" in md and "| vs teacher |" in md and "unseen family" in md and "Sharp camera" in md
 
 
 @pytest.mark.slow
