@@ -28,8 +28,8 @@ compression           0.85  JPEG quality 35–90 (60 %) or H.264 CRF 26–38 (40
 `degrade(img, rng, mix)` draws one random chain; `benchmark_degrade(img, index)` is the
 benchmark mix with a seed fixed by the image's index, so a folder of clean images always turns
 into the same degraded validation set. `sharp_camera_degrade(img, index)` is a good webcam's
-frame, noise and compression without any blur: nothing to sharpen, so a model should leave it
-about as it is. Each stage is also a function of its own (`defocus`,
+frame in good light, compressed but neither blurred nor noisy: nothing to sharpen, so a model
+should leave it about as it is. Each stage is also a function of its own (`defocus`,
 `motion_blur`, `sensor_rescale`, `sensor_noise` and `isp_sharpening` on float images in [0, 1],
 `jpeg` and `h264_intra` on uint8), so it can be checked alone.
 """
@@ -218,11 +218,10 @@ def benchmark_degrade(img: np.ndarray, index: int) -> np.ndarray:
 
 
 def sharp_camera_degrade(img: np.ndarray, index: int) -> np.ndarray:
-    """The `index`-th image of a folder as a sharp webcam sends it: the benchmark mix's sensor
-    noise and JPEG (quality 50–90) or H.264 (CRF 26–34), no optics."""
+    """The `index`-th image of a folder as a sharp webcam in good light sends it, its noise
+    already removed by the camera: only the call's JPEG (quality 50–90) or H.264 (CRF 26–34)."""
     rng = np.random.default_rng([SHARP_CAMERA_SEED, index])
-    x8 = (np.clip(sensor_noise(img.astype(np.float32) / 255, rng), 0, 1) * 255 + 0.5).astype(np.uint8)
-    return jpeg(x8, int(rng.integers(50, 91))) if rng.random() < 0.6 else h264_intra(x8, int(rng.integers(26, 35)))
+    return jpeg(img, int(rng.integers(50, 91))) if rng.random() < 0.6 else h264_intra(img, int(rng.integers(26, 35)))
 
 
 def example_grid(images: list[np.ndarray], variants: int = 5, size: int = 192, seed: int = 0) -> np.ndarray:

@@ -5,7 +5,7 @@ against the clean image (PSNR on RGB and on Y, SSIM); students are also scored a
 teacher, the distillation figure of merit. More sets show whether a model learned webcams or
 only its own training degradation: the validation images under a second, independently built
 family (`distill.unseen`), frames of real video clips under the benchmark degradation, and the
-validation images as a sharp webcam sends them (noise and compression, no blur), which a model
+validation images as a sharp webcam in good light sends them (compressed only), which a model
 that sharpens whatever it gets makes worse.
 Networks are evaluated as shipped — ONNX files through the runtime's own OnnxSharpener — so the table
 describes exactly what users run. The classical baselines get the best setting of a small grid
@@ -208,7 +208,7 @@ def _sharp_camera(report: dict[str, Any]) -> list[str]:
     base = rows["degraded input"]
     lines = [
         "",
-        f"Sharp camera: the validation images with noise and compression only, no blur "
+        f"Sharp camera: the validation images compressed only, neither blurred nor noisy "
         f"(`distill.degrade.sharp_camera_degrade`; input {base['psnr']:.2f} dB, SSIM {base['ssim']:.4f}). "
         "There is nothing to sharpen: a method that loses here over-sharpens a good webcam.",
         "",

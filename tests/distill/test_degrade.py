@@ -102,7 +102,7 @@ def test_sharp_camera_frames_are_fixed_per_index_and_not_blurred(clean):
     assert np.array_equal(a, D.sharp_camera_degrade(clean, 1)) and a.dtype == np.uint8 and a.shape == clean.shape
     assert not np.array_equal(a, D.sharp_camera_degrade(clean, 2))
     frames = [D.sharp_camera_degrade(clean, i) for i in range(6)]
-    assert all(psnr(f, clean) < 60 for f in frames)  # noise and compression always
+    assert all(psnr(f, clean) < 60 for f in frames)  # compressed always
     # No optics: on average closer to the sharp image than to a softened one (the benchmark's
     # chains, mostly blurred, the other way round)
     soft = cv2.GaussianBlur(clean, (0, 0), 1.0)
