@@ -55,7 +55,8 @@ def train(
     pool: int = typer.Option(TRAIN.pool, help="Degraded crops in the training pool."),
     mix: str = typer.Option(
         TRAIN.mix,
-        help="Degradations of the crops: benchmark (the validation's) or wide (adds in-camera sharpening).",
+        help="Degradations of the crops: benchmark (the validation's), wide (adds in-camera sharpening) "
+        "or sharp (adds sharp cameras).",
     ),
     batch: int = typer.Option(TRAIN.batch, help="Global batch (split across torchrun processes)."),
     steps: int = typer.Option(TRAIN.steps),

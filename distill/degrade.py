@@ -23,6 +23,8 @@ ISP sharpening        0     wide: 0.4, luma unsharp mask after the noise, sigma
                             0.5–1.5 px, amount 0.2–1.0 (the halos most webcams add)
 compression           0.85  JPEG quality 35–90 (60 %) or H.264 CRF 26–38 (40 %);
                             wide: JPEG 20–90, CRF 26–42 (a call's low bitrates)
+sharp camera          0     sharp: 0.3, a chain without defocus, motion and scaling,
+                            noisy with probability 0.3 (a good webcam in good light)
 ====================  ====  ==========================================================
 
 `degrade(img, rng, mix)` draws one random chain; `benchmark_degrade(img, index)` is the
@@ -53,16 +55,21 @@ class Mix:
     first fixed, so validation figures stay comparable across versions, and it is what training
     draws from by default. The wide mix adds what real webcams and calls do beyond it (in-camera
     sharpening, harder compression); the half-resolution hq student trained on it kept no more
-    of its gain on the unseen family (weights/README.md), so it is an option, not the default."""
+    of its gain on the unseen family (weights/README.md), so it is an option, not the default.
+    The sharp mix adds chains from sharp cameras (no optics, less noise): trained on the
+    benchmark's alone, a student wipes the texture of a sharp frame as if it were noise."""
 
     isp_sharpening: float = 0.0  # probability
     jpeg_quality: tuple[int, int] = (35, 90)
     h264_crf: tuple[int, int] = (26, 38)
+    sharp_camera: float = 0.0  # probability of a chain without optics, noisy at SHARP_NOISE only
 
 
+SHARP_NOISE = 0.3  # a sharp camera's chance of visible noise (the others': 0.8)
 BENCHMARK_MIX = Mix()
 WIDE_MIX = Mix(isp_sharpening=0.4, jpeg_quality=(20, 90), h264_crf=(26, 42))
-MIXES = {"benchmark": BENCHMARK_MIX, "wide": WIDE_MIX}
+SHARP_MIX = Mix(sharp_camera=0.3)
+MIXES = {"benchmark": BENCHMARK_MIX, "wide": WIDE_MIX, "sharp": SHARP_MIX}
 
 
 def _gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -189,18 +196,20 @@ def h264_intra(img8: np.ndarray, crf: int) -> np.ndarray:
 def degrade(img: np.ndarray, rng: np.random.Generator, mix: Mix = BENCHMARK_MIX) -> np.ndarray:
     """Degrade a clean uint8 HxWx3 (BGR) image with one random webcam chain; returns uint8."""
     x = img.astype(np.float32) / 255
+    # No draw at all for what the mix does not have: the benchmark's chains stay what they were.
+    sharp = bool(mix.sharp_camera) and rng.random() < mix.sharp_camera
     stages = []
-    if rng.random() < 0.7:
-        stages.append(defocus)
-    if rng.random() < 0.35:
-        stages.append(motion_blur)
-    if rng.random() < 0.5:
-        stages.append(sensor_rescale)
+    if not sharp:
+        if rng.random() < 0.7:
+            stages.append(defocus)
+        if rng.random() < 0.35:
+            stages.append(motion_blur)
+        if rng.random() < 0.5:
+            stages.append(sensor_rescale)
     for i in rng.permutation(len(stages)):
         x = stages[i](x, rng)
-    if rng.random() < 0.8:
+    if rng.random() < (SHARP_NOISE if sharp else 0.8):
         x = sensor_noise(x, rng)
-    # No draw at all where the mix has no sharpening: the benchmark's chains stay what they were.
     if mix.isp_sharpening and rng.random() < mix.isp_sharpening:
         x = isp_sharpening(x, rng)
     x8 = (np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8)

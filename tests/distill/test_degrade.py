@@ -69,6 +69,20 @@ def test_the_benchmark_mix_is_the_default_and_the_wide_one_draws_wider(clean):
     assert any(not np.array_equal(a, b) for a, b in zip(benchmark, wide))
 
 
+def _sharper_than_soft(img: np.ndarray, clean: np.ndarray) -> bool:
+    """Whether `img` is closer to `clean` than to a softened `clean`: no blur on the way."""
+    return psnr(img, clean) > psnr(img, cv2.GaussianBlur(clean, (0, 0), 1.0))
+
+
+def test_the_sharp_mix_adds_chains_without_optics(clean):
+    seeds = range(40)
+    sharp = [D.degrade(clean, np.random.default_rng(s), D.SHARP_MIX) for s in seeds]
+    benchmark = [D.degrade(clean, np.random.default_rng(s)) for s in seeds]
+    unblurred = sum(_sharper_than_soft(x, clean) for x in sharp)
+    assert unblurred > sum(_sharper_than_soft(x, clean) for x in benchmark) + 5
+    assert unblurred < len(seeds)  # and the benchmark's chains besides
+
+
 def _detail(img: np.ndarray) -> float:
     return float(np.abs(cv2.Laplacian(img, cv2.CV_32F)).mean())
 
