@@ -214,11 +214,11 @@ class DemandWatch:
         try:
             while not self._stop.is_set():
                 idle_rescan = RESCAN_S[0] if self._opens.watching else RESCAN_S[1]
-                event = self._opens.wait(1.0 if self.active else idle_rescan, self._stop)
-                if event and not self.active:
-                    self.pids, self._why = self._settled()
-                else:
+                self._opens.wait(1.0 if self.active else idle_rescan, self._stop)
+                if self.active:
                     self.pids, self._why = holders(self.device), ""
+                else:  # found by an event or by a rescan, an opener first shows that it reads
+                    self.pids, self._why = self._settled()
                 if self._stop.is_set():  # shutting down: wake nothing
                     break
                 self.readers = len(self.pids)
@@ -227,23 +227,28 @@ class DemandWatch:
             self._opens.close()
 
     def _settled(self) -> tuple[set[int], str]:
-        """The new openers once they have shown whether they read, and how: one maps the device
-        (a streaming reader), or one has held it `LISTING_S` without mapping it (a reader using
+        """The openers once they have shown whether they read, and how: one maps the device (a
+        streaming reader), or one has held it `LISTING_S` without mapping it (a reader using
         read()), or all have left (apps listing cameras). Openers that come meanwhile join."""
         target = os.path.realpath(self.device)
-        seen = dict.fromkeys(holders(self.device), time.monotonic())  # pid: when first seen
-        while seen:
+        seen: dict[int, float] = {}  # pid: when first seen
+        looks = 2  # inotify reports an open just before its fd shows in /proc: look twice
+        while True:
+            if looks:
+                now = time.monotonic()
+                seen |= {pid: now for pid in holders(self.device) if pid not in seen}
+                looks -= 1
+            if not seen and not looks:
+                return set(), ""
             if any(maps(pid, target) for pid in seen):
                 return set(seen), "; it maps the device"
             if any(time.monotonic() - since >= LISTING_S for since in seen.values()):
                 return set(seen), f"; it held the device {LISTING_S:g} s"
             if self._stop.wait(POLL_S):
-                break
+                return set(), ""
             seen = {pid: since for pid, since in seen.items() if holds(pid, target)}
             if self._opens.wait(0, self._stop):  # another open (or close) meanwhile
-                now = time.monotonic()
-                seen |= {pid: now for pid in holders(self.device) if pid not in seen}
-        return set(), ""
+                looks = 2
 
     def _run_events(self) -> None:
         """Readers as the driver counts them."""

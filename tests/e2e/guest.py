@@ -117,9 +117,10 @@ class Results:
         tmp.replace(SHARE / "results.json")
 
     @property
-    def ok(self) -> bool:
+    def failed(self) -> list[str]:
+        """The scenarios that failed or never finished."""
         results = self.data["results"]
-        return all(name in results and results[name]["ok"] for name in self.data["scenarios"])
+        return [name for name in self.data["scenarios"] if not (name in results and results[name]["ok"])]
 
 
 # --- kernel module, processes, readers -------------------------------------------------------
@@ -705,8 +706,8 @@ def main() -> int:
     finally:
         for fakecam in FAKECAMS:
             stop_fakecam(fakecam)
-    say(f"all scenarios {'PASSED' if results.ok else 'FAILED'}")
-    return 0 if results.ok else 1
+    say(f"FAILED: {', '.join(results.failed)}" if results.failed else "all scenarios PASSED")
+    return 1 if results.failed else 0
 
 
 if __name__ == "__main__":

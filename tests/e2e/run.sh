@@ -111,25 +111,30 @@ show_console() {
     say "----- end of console log -----"
 }
 
+# The verdicts are printed after the console log, so that a log's tail names what failed.
 status=0
-if [ "$qemu_rc" -eq 124 ] || [ "$qemu_rc" -eq 137 ]; then
-    say "FAIL: the guest did not finish within ${boot_timeout}s (hang?)"
-    status=1
-elif [ "$qemu_rc" -ne 0 ]; then
-    say "FAIL: qemu exited with $qemu_rc"
-    status=1
-fi
-# guest.py's verdict per scenario; guest-exit-code is written by init.sh after guest.py.
-if ! "$python" tests/e2e/report.py "$share"; then
-    status=1
-fi
-if [ "$(cat "$share/guest-exit-code" 2>/dev/null || echo missing)" != 0 ]; then
-    say "FAIL: guest exit code $(cat "$share/guest-exit-code" 2>/dev/null || echo 'missing (guest died?)')"
-    status=1
-fi
+verdicts="$work/verdicts.txt"
+{
+    if [ "$qemu_rc" -eq 124 ] || [ "$qemu_rc" -eq 137 ]; then
+        say "FAIL: the guest did not finish within ${boot_timeout}s (hang?)"
+        status=1
+    elif [ "$qemu_rc" -ne 0 ]; then
+        say "FAIL: qemu exited with $qemu_rc"
+        status=1
+    fi
+    # guest.py's verdict per scenario; guest-exit-code is written by init.sh after guest.py.
+    if ! "$python" tests/e2e/report.py "$share"; then
+        status=1
+    fi
+    if [ "$(cat "$share/guest-exit-code" 2>/dev/null || echo missing)" != 0 ]; then
+        say "FAIL: guest exit code $(cat "$share/guest-exit-code" 2>/dev/null || echo 'missing (guest died?)')"
+        status=1
+    fi
+} > "$verdicts"
 
 if [ "$status" -ne 0 ] || [ "${E2E_VERBOSE:-0}" = 1 ]; then
     show_console
 fi
+cat "$verdicts"
 say "driver $driver: boot ${boot_seconds}s, total $((SECONDS - started))s: $([ "$status" -eq 0 ] && echo PASSED || echo FAILED)"
 exit "$status"

@@ -152,6 +152,27 @@ def test_an_app_that_only_lists_the_device_does_not_wake_the_camera(
     assert [wanted for wanted, _ in switch.calls] == [False]
 
 
+@pytest.fixture
+def no_inotify(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A C library without inotify (requested before `idle`): only rescans find openers."""
+    monkeypatch.setattr(demand.ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(demand, "RESCAN_S", (0.1, 0.1))
+
+
+@pytest.mark.slow
+def test_openers_found_by_a_rescan_are_judged_like_those_inotify_reports(
+    device: Path, no_inotify, idle, reader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch, switch = idle
+    monkeypatch.setattr(demand, "LISTING_S", 3.0)
+    reader(device, 0.6, streaming=False).wait()  # a slow listing, seen by several rescans
+    time.sleep(0.3)
+    assert [wanted for wanted, _ in switch.calls] == [False]
+    proc = reader(device, 5)
+    assert switch.changed.wait(2.0) and switch.calls[-1][0] is True
+    assert watch.pids == {proc.pid}
+
+
 def test_a_path_that_is_no_v4l2loopback_device_has_no_usage_events(device: Path, tmp_path: Path) -> None:
     assert UsageEvents(device).supported is False  # a file: the ioctl is refused
     assert UsageEvents(tmp_path / "missing").supported is False
