@@ -235,6 +235,8 @@ def plot_curves(metrics_path: Path, png_path: Path) -> None:
         b.axhline(val_rows[0]["input_psnr"], color="gray", ls="--", label="degraded input")
         b.legend()
     b.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
+    for axis in (a.xaxis, b.xaxis):  # "80k": tens of thousands of steps spelled out overlap
+        axis.set_major_formatter(lambda s, _: f"{s / 1000:g}k" if abs(s) >= 1000 else f"{s:g}")
     steps, hours = [r["step"] for r in val_rows], [r["time"] / 3600 for r in val_rows]
     if len(steps) > 1:  # a run resumed across sessions: how long it took, not just how many steps
         top = b.secondary_xaxis(
