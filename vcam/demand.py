@@ -214,9 +214,11 @@ class DemandWatch:
         try:
             while not self._stop.is_set():
                 idle_rescan = RESCAN_S[0] if self._opens.watching else RESCAN_S[1]
-                self._opens.wait(1.0 if self.active else idle_rescan, self._stop)
+                event = self._opens.wait(1.0 if self.active else idle_rescan, self._stop)
                 if self.active:
                     self.pids, self._why = holders(self.device), ""
+                    if event and not self.pids and not self._stop.wait(POLL_S):  # as in _settled
+                        self.pids = holders(self.device)
                 else:  # found by an event or by a rescan, an opener first shows that it reads
                     self.pids, self._why = self._settled()
                 if self._stop.is_set():  # shutting down: wake nothing
@@ -249,6 +251,8 @@ class DemandWatch:
             seen = {pid: since for pid, since in seen.items() if holds(pid, target)}
             if self._opens.wait(0, self._stop):  # another open (or close) meanwhile
                 looks = 2
+            elif not self._opens.watching:  # without inotify, only looking finds new openers
+                looks = 1
 
     def _run_events(self) -> None:
         """Readers as the driver counts them."""

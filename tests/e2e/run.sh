@@ -123,7 +123,7 @@ verdicts="$work/verdicts.txt"
         status=1
     fi
     # guest.py's verdict per scenario; guest-exit-code is written by init.sh after guest.py.
-    if ! "$python" tests/e2e/report.py "$share"; then
+    if ! "$python" tests/e2e/report.py "$share" 2>&1; then
         status=1
     fi
     if [ "$(cat "$share/guest-exit-code" 2>/dev/null || echo missing)" != 0 ]; then
@@ -136,5 +136,6 @@ if [ "$status" -ne 0 ] || [ "${E2E_VERBOSE:-0}" = 1 ]; then
     show_console
 fi
 cat "$verdicts"
-say "driver $driver: boot ${boot_seconds}s, total $((SECONDS - started))s: $([ "$status" -eq 0 ] && echo PASSED || echo FAILED)"
+failed=$(sed -n 's/^e2e: FAIL  *\([^ :]*\).*/\1/p' "$verdicts" | paste -sd ' ' -)
+say "driver $driver: boot ${boot_seconds}s, total $((SECONDS - started))s: $([ "$status" -eq 0 ] && echo PASSED || echo "FAILED ${failed:-}")"
 exit "$status"
