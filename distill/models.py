@@ -13,7 +13,8 @@ versions, which at equal MACs gained about half as much), on luma only: the pred
 residual is added to R, G and B alike, which changes Y and leaves the chroma (B−Y, R−Y) of the
 input untouched — the public RGB contract for the cost of one channel instead of three. Its
 blocks are re-parameterisable (3×3 + 1×1 + identity branches while training, folded into one 3×3
-conv for export); the shipped tiers have none. The default and hq tiers add a context branch
+conv for export); the shipped tiers have none. With `expand` set, its 3×3 convolutions train as
+RepConv branches, folded the same way (the fast tier). The default and hq tiers add a context branch
 (`Context`) between head and tail instead: depth at a coarser resolution, which the quarter-
 resolution export runs cheaply; the fast tier is a head and a tail only.
 """
@@ -47,6 +48,7 @@ class StudentConfig:
     blocks: int = 0
     scale: int = 2  # pixel-unshuffle factor: the network runs at 1/scale resolution
     context: int = 16  # width of a branch at half the network's resolution (0: none); see Context
+    expand: int = 0  # 3×3 convs train as RepConv with a 1×1 expansion this wide (0: plain convs)
 
     @property
     def size_multiple(self) -> int:
@@ -186,6 +188,52 @@ class RepBlock(nn.Module):
         self.conv1 = None
 
 
+class RepConv(nn.Module):
+    """A 3×3 convolution trained as three linear branches: 3×3, 1×1, and a 1×1 expansion to
+    `expand` channels followed by a 3×3 (ECBSR's edge-oriented block without its fixed filters).
+    The extra weights ease the optimisation of a net this narrow; their sum is one 3×3
+    convolution (`folded`), zero padding included, as the expansion has no bias, so inference
+    pays nothing for them."""
+
+    def __init__(self, cin: int, cout: int, expand: int):
+        super().__init__()
+        self.conv3 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv1 = nn.Conv2d(cin, cout, 1, bias=False)
+        self.expand = nn.Conv2d(cin, expand, 1, bias=False)
+        self.squeeze = nn.Conv2d(expand, cout, 3, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv3(x) + self.conv1(x) + self.squeeze(self.expand(x))
+
+    def zero_(self) -> None:
+        """Output zero; the expansion stays random, so gradients still reach every branch."""
+        for conv in (self.conv3, self.conv1, self.squeeze):
+            nn.init.zeros_(conv.weight)
+        nn.init.zeros_(self.conv3.bias)
+
+    @torch.no_grad()
+    def folded(self) -> nn.Conv2d:
+        w = self.conv3.weight.clone()
+        w[:, :, 1, 1] += self.conv1.weight[:, :, 0, 0]
+        w += torch.einsum("oekl,ei->oikl", self.squeeze.weight, self.expand.weight[:, :, 0, 0])
+        conv = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, 3, padding=1)
+        conv.weight.copy_(w)
+        conv.bias.copy_(self.conv3.bias)
+        return conv
+
+    @torch.no_grad()
+    def load_folded(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Branches whose fold is (weight, bias): the 3×3 takes them, the 1×1 and squeeze are zero."""
+        self.zero_()
+        self.conv3.weight.copy_(weight)
+        self.conv3.bias.copy_(bias)
+
+
+def conv3x3(cin: int, cout: int, expand: int = 0) -> nn.Conv2d | RepConv:
+    """A 3×3 convolution, trained as a RepConv when `expand` is set."""
+    return RepConv(cin, cout, expand) if expand else nn.Conv2d(cin, cout, 3, padding=1)
+
+
 class Context(nn.Module):
     """A residual branch at half the resolution of the features it refines (their 2×2 blocks as
     channels): 1×1 in, 3×3, 1×1 out. It widens the receptive field, which deblurring needs,
@@ -193,10 +241,10 @@ class Context(nn.Module):
 
     `packed` applies it to features already unshuffled by 2 (the quarter-resolution export)."""
 
-    def __init__(self, ch: int, width: int):
+    def __init__(self, ch: int, width: int, expand: int = 0):
         super().__init__()
         self.inp = nn.Conv2d(4 * ch, width, 1)
-        self.mid = nn.Conv2d(width, width, 3, padding=1)
+        self.mid = conv3x3(width, width, expand)
         self.out = nn.Conv2d(width, 4 * ch, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -223,12 +271,15 @@ class Student(nn.Module):
         self.cfg = cfg
         c, packed = cfg.channels, cfg.scale**2
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
-        self.head = nn.Conv2d(packed, c, 3, padding=1)
-        self.context = Context(c, cfg.context) if cfg.context else None
+        self.head = conv3x3(packed, c, cfg.expand)
+        self.context = Context(c, cfg.context, cfg.expand) if cfg.context else None
         self.body = nn.ModuleList(RepBlock(c) for _ in range(cfg.blocks))
-        self.tail = nn.Conv2d(c, packed, 3, padding=1)
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        self.tail = conv3x3(c, packed, cfg.expand)
+        if isinstance(self.tail, RepConv):
+            self.tail.zero_()
+        else:
+            nn.init.zeros_(self.tail.weight)
+            nn.init.zeros_(self.tail.bias)
 
     @property
     def feature_channels(self) -> int:
@@ -259,8 +310,13 @@ class Student(nn.Module):
         return F.pixel_shuffle(self.tail(h), self.cfg.scale), feat
 
     def fold(self) -> None:
+        """Re-parameterise for inference: every multi-branch convolution becomes one 3×3 conv."""
         for block in self.body:
             block.fold()
+        for name, module in list(self.named_modules()):
+            if isinstance(module, RepConv):
+                parent, _, attr = name.rpartition(".")
+                setattr(self.get_submodule(parent), attr, module.folded())
 
 
 def config(kind: str, **overrides: Any) -> TeacherConfig | StudentConfig:

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from distill.data import benchmark_set, make_pool, to_tensor_batch, write_atomically
-from distill.models import Student, StudentConfig, describe
+from distill.models import RepConv, Student, StudentConfig, describe
 from distill.train import AVERAGED_KEY, TrainingError, load_checkpoint, model_from_checkpoint, validate
 from vcam.paths import user_cache_dir
 
@@ -67,7 +67,9 @@ def fake_quant(x: torch.Tensor, scale: float, zero_point: int = 0) -> torch.Tens
     return _round_ste(x.clamp(lo, hi) / scale) * scale
 
 
-def _conv(conv: nn.Conv2d, x: torch.Tensor, quantize_weight: bool) -> torch.Tensor:
+def _conv(conv: nn.Module, x: torch.Tensor, quantize_weight: bool) -> torch.Tensor:
+    if not isinstance(conv, nn.Conv2d):
+        raise TypeError(f"{type(conv).__name__} is not a convolution: fold the student first")
     w = fake_quant_weight(conv.weight) if quantize_weight else conv.weight
     return F.conv2d(x, w, conv.bias, padding=conv.padding)
 
@@ -135,9 +137,15 @@ def activation_ranges(student: Student, images: list[np.ndarray]) -> list[tuple[
 @torch.no_grad()
 def unfold(student: Student) -> Student:
     """A fresh, unfolded student whose `fold()` gives exactly `student`'s folded convolutions:
-    the 1×1 branch zero and the identity subtracted from the 3×3 centre tap."""
+    each block's 1×1 branch zero and the identity subtracted from its 3×3 centre tap, each
+    RepConv's folded weights in its 3×3 branch and its other branches' output zero."""
     out = Student(StudentConfig(**{k: v for k, v in describe(student).items() if k != "kind"}))
-    out.load_state_dict({k: v for k, v in student.state_dict().items() if ".conv1." not in k}, strict=False)
+    state = student.state_dict()
+    reps = [(name, m) for name, m in out.named_modules() if isinstance(m, RepConv)]
+    for name, conv in reps:
+        conv.load_folded(state.pop(f"{name}.weight"), state.pop(f"{name}.bias"))
+    missing, _ = out.load_state_dict(state, strict=False)
+    assert all(".conv1." in k or k.startswith(tuple(f"{name}." for name, _ in reps)) for k in missing), missing
     for block in out.body:
         assert block.conv1 is not None
         block.conv1.weight.zero_()

@@ -19,7 +19,7 @@ from distill.export import (
     unshuffled_conv,
 )
 from distill.metrics import psnr
-from distill.models import Student, StudentConfig, describe
+from distill.models import RepConv, Student, StudentConfig, describe
 from distill.qat import QatConfig, QuantizedStudent, activation_ranges, finetune, unfold
 from distill.train import AVERAGED_KEY, TrainingError, load_checkpoint, model_from_checkpoint, train
 from vcam.sharpener import OnnxSharpener
@@ -416,6 +416,7 @@ def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
         ({"channels": 16, "blocks": 0, "scale": 2, "context": 0}, 4),  # at 1/4 resolution
         ({"channels": 8, "blocks": 0, "scale": 2, "context": 8}, 4),
         ({"channels": 8, "blocks": 1, "scale": 2, "context": 8}, 2),  # packs and unpacks features inside
+        ({"channels": 8, "blocks": 0, "scale": 2, "context": 0, "expand": 8}, 4),  # folded head and tail
     ],
 )
 def test_a_half_resolution_student_exports_in_its_blocks(checkpoints, tmp_path, model, block):
@@ -431,6 +432,23 @@ def test_a_half_resolution_student_exports_in_its_blocks(checkpoints, tmp_path, 
     assert int16_overflows(onnx.load(str(int8))) == []
     img = (np.random.default_rng(2).random((46, 63, 3)) * 255).astype(np.uint8)  # padded to multiples of 4
     assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
+
+
+def test_unfold_is_the_inverse_of_fold_for_repconv_and_context():
+    torch.manual_seed(0)
+    student = Student(StudentConfig(channels=8, blocks=1, scale=2, context=8, expand=8))
+    with torch.no_grad():
+        for p in student.parameters():
+            p.normal_(0, 0.1)
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        expected = student(x)
+        student.fold()
+        again = unfold(student)
+        assert isinstance(again.head, RepConv) and torch.allclose(again(x), expected, atol=1e-5)
+        again.fold()
+        for name, tensor in student.state_dict().items():
+            assert torch.allclose(again.state_dict()[name], tensor, atol=1e-6), name
 
 
 @pytest.mark.slow

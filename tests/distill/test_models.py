@@ -38,6 +38,25 @@ def test_fold_keeps_the_function(scale):
     assert torch.allclose(student(x), before, atol=1e-5)
 
 
+def test_a_repconv_student_folds_into_the_plain_network_it_computes():
+    """Head and tail trained as three branches fold into one 3×3 convolution each: the same
+    function (borders included), the plain student's weights, and it starts as the identity."""
+    torch.manual_seed(0)
+    rep = Student(StudentConfig(channels=8, blocks=0, scale=2, context=0, expand=16))
+    x = torch.rand(1, 3, 30, 26)
+    assert torch.equal(rep(x), x)
+    for p in rep.parameters():
+        nn.init.normal_(p, std=0.1)
+    before = rep(x)
+    rep.fold()
+    plain = Student(StudentConfig(channels=8, blocks=0, scale=2, context=0))
+    assert isinstance(rep.head, nn.Conv2d) and isinstance(rep.tail, nn.Conv2d)
+    assert rep.state_dict().keys() == plain.state_dict().keys()
+    assert torch.allclose(rep(x), before, atol=1e-5)
+    plain.load_state_dict(rep.state_dict())
+    assert torch.allclose(plain(x), before, atol=1e-5)
+
+
 @pytest.mark.parametrize("scale", [2, 4])
 def test_student_changes_luma_only(scale):
     torch.manual_seed(0)
