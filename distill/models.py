@@ -213,10 +213,11 @@ class RepConv(nn.Module):
 
     @torch.no_grad()
     def folded(self) -> nn.Conv2d:
+        """The one 3×3 convolution that computes the sum of the branches (for export)."""
         w = self.conv3.weight.clone()
         w[:, :, 1, 1] += self.conv1.weight[:, :, 0, 0]
         w += torch.einsum("oekl,ei->oikl", self.squeeze.weight, self.expand.weight[:, :, 0, 0])
-        conv = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, 3, padding=1)
+        conv = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, 3, padding=1).to(w)
         conv.weight.copy_(w)
         conv.bias.copy_(self.conv3.bias)
         return conv
