@@ -331,6 +331,14 @@ def test_qat_simulates_the_int8_model_of_a_context_student(tmp_path, blocks):
     assert sim_db > 55 and sim_db > float_db + 15, (sim_db, float_db)
 
 
+def test_the_int8_simulation_refuses_an_unfolded_student():
+    student = Student(StudentConfig(channels=8, blocks=0, scale=2, context=0, expand=8))
+    with pytest.raises(TypeError, match="fold the student first"):
+        activation_ranges(student, [_smooth_image(0)])
+    student.fold()
+    assert len(activation_ranges(student, [_smooth_image(0)])) == 1  # the head's ReLU output
+
+
 @pytest.mark.slow
 def test_qat_fine_tunes_a_context_student(checkpoints, tmp_path):
     tmp, _, _ = checkpoints

@@ -148,8 +148,9 @@ def test_a_checkpoint_from_before_the_context_option_loads_as_it_was(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_student_grows_a_context_branch_from_its_checkpoint(tmp_path):
-    plain = {"channels": 8, "blocks": 0, "scale": 2, "context": 0}
+@pytest.mark.parametrize("expand", [0, 8])  # plain convolutions, or RepConv ones (the branch's 3×3 too)
+def test_a_student_grows_a_context_branch_from_its_checkpoint(tmp_path, expand):
+    plain = {"channels": 8, "blocks": 0, "scale": 2, "context": 0, "expand": expand}
     cfg = tiny_config(tmp_path, kind="student", model=plain, steps=20, out=str(tmp_path / "plain"))
     before = model_from_checkpoint(train(cfg))
     grown_cfg = replace(cfg, model=plain | {"context": 8}, steps=0, init=str(tmp_path / "plain" / "last.pt"))
