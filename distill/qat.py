@@ -90,6 +90,8 @@ def luma_residual(
         z = activation(next(points), F.pixel_shuffle(_conv(branch.out, z, quantize_weights), 2))
         h = activation(next(points), h + z)
     for block in student.body:
+        if block.conv1 is not None:  # its 3×3 alone is not what the block computes
+            raise TypeError("a RepBlock is not folded: fold the student first")
         h = activation(next(points), F.relu(_conv(block.conv3, h, quantize_weights)))
     return F.pixel_shuffle(_conv(student.tail, h, quantize_weights), student.cfg.scale)
 

@@ -52,6 +52,9 @@ class TrainingError(Exception):
 
 
 AVERAGED_KEY = "ema"  # the checkpoint format's name for the averaged weights
+# Steps after which a network that still ignores its input has died rather than not yet started
+# (a zero-initialised tail leaves the identity within a few dozen steps).
+DEAD_AFTER = 1000
 
 
 @dataclass
@@ -208,6 +211,19 @@ def validate(model: nn.Module, val: list[tuple[np.ndarray, np.ndarray]], device:
     return float(np.mean(scores))
 
 
+@torch.no_grad()
+def ignores_its_input(model: nn.Module, x: torch.Tensor) -> bool:
+    """True when the network adds the same residual to any input: every activation after its first
+    layer has died (ReLUs pushed below zero for good, usually by too high a learning rate), so it
+    can only return its input plus a constant and training can no longer revive it."""
+    was_training = model.training
+    model.eval()
+    a, b = 0.25 + 0.5 * x, 0.75 - 0.5 * x  # two different inputs, both far from clipping
+    same = torch.allclose(model(a) - a, model(b) - b, atol=1e-5)
+    model.train(was_training)
+    return same
+
+
 def _forget_metrics_after(path: Path, step: int) -> None:
     """Drop the rows a killed run logged after its last checkpoint: the resumed run logs them again."""
     if not path.is_file():
@@ -223,6 +239,7 @@ def plot_curves(metrics_path: Path, png_path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     train_rows = [r for r in rows if "loss" in r]
@@ -242,6 +259,8 @@ def plot_curves(metrics_path: Path, png_path: Path) -> None:
         top = b.secondary_xaxis(
             "top", functions=(lambda s: np.interp(s, steps, hours), lambda h: np.interp(h, hours, steps))
         )
+        # Only hours the run covers: beyond its ends the mapping is flat and the labels pile up.
+        top.set_xticks([t for t in MaxNLocator(6).tick_values(hours[0], hours[-1]) if hours[0] <= t <= hours[-1]])
         top.set_xlabel("hours of training")
     fig.tight_layout()
     fig.savefig(png_path, dpi=110)
@@ -410,6 +429,12 @@ def train(cfg: TrainConfig) -> Path:
                 row.update({f"loss_{k}": v.item() for k, v in terms.items()})
                 metrics.write(json.dumps(row) + "\n")
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            # Every rank checks its own replica (the same weights), so all of them stop together.
+            if step % cfg.eval_every == 0 and step - start >= DEAD_AFTER and ignores_its_input(model, x):
+                raise TrainingError(
+                    f"after {step - start} steps the network still returns its input unchanged: its "
+                    f"activations died; start again with a new --out and a lower --lr than {cfg.lr:g}"
+                )
             if main and (step % cfg.eval_every == 0 or step == cfg.steps):
                 score = validate(averaged if averaged is not None else model, val, device)
                 metrics.write(

@@ -331,12 +331,19 @@ def test_qat_simulates_the_int8_model_of_a_context_student(tmp_path, blocks):
     assert sim_db > 55 and sim_db > float_db + 15, (sim_db, float_db)
 
 
-def test_the_int8_simulation_refuses_an_unfolded_student():
-    student = Student(StudentConfig(channels=8, blocks=0, scale=2, context=0, expand=8))
+@pytest.mark.parametrize(
+    "config, stored",
+    [
+        (StudentConfig(channels=8, blocks=0, scale=2, context=0, expand=8), 1),  # the head's ReLU output
+        (StudentConfig(channels=8, blocks=1, scale=2, context=0), 2),  # and the RepBlock's
+    ],
+)
+def test_the_int8_simulation_refuses_an_unfolded_student(config, stored):
+    student = Student(config)
     with pytest.raises(TypeError, match="fold the student first"):
         activation_ranges(student, [_smooth_image(0)])
     student.fold()
-    assert len(activation_ranges(student, [_smooth_image(0)])) == 1  # the head's ReLU output
+    assert len(activation_ranges(student, [_smooth_image(0)])) == stored
 
 
 @pytest.mark.slow

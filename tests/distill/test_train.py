@@ -15,7 +15,15 @@ from support.distill_fixtures import TINY_STUDENT, tiny_config, write_images
 
 from distill.data import DataError, make_pool, to_tensor_batch, write_atomically
 from distill.models import build, describe
-from distill.train import TrainConfig, TrainingError, average_decay_at, load_checkpoint, model_from_checkpoint, train
+from distill.train import (
+    DEAD_AFTER,
+    TrainConfig,
+    TrainingError,
+    average_decay_at,
+    load_checkpoint,
+    model_from_checkpoint,
+    train,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -173,6 +181,18 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     kept = load_checkpoint(Path(cfg.out) / "last.pt")
     assert all(torch.isfinite(v).all() for v in kept["model"].values())
     assert kept["step"] >= good["step"]
+
+
+@pytest.mark.slow
+def test_a_network_whose_activations_died_stops_with_what_to_do(tmp_path):
+    cfg = tiny_config(tmp_path, kind="student", model=dict(TINY_STUDENT), steps=DEAD_AFTER, eval_every=DEAD_AFTER)
+    train(cfg)  # a live network runs past the check
+    ckpt = load_checkpoint(Path(cfg.out) / "last.pt")
+    ckpt["model"]["head.bias"].fill_(-1000.0)  # no pixel can switch a head ReLU on again
+    torch.save(ckpt, tmp_path / "dead.pt")
+    dead = replace(cfg, init=str(tmp_path / "dead.pt"), out=str(tmp_path / "dead"), steps=2 * DEAD_AFTER)
+    with pytest.raises(TrainingError, match="still returns its input unchanged.*lower --lr"):
+        train(dead)
 
 
 def test_bad_data_folders(tmp_path):
