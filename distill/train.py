@@ -160,17 +160,25 @@ def _file_digest(path: str | Path) -> str:
 
 
 @torch.no_grad()
-def teacher_targets(teacher: nn.Module, pool: Pool, cache: Path | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The teacher's output (uint8) and 1/4-res features (fp16) for every crop of the pool."""
+def teacher_targets(
+    teacher: nn.Module, pool: Pool, cache: Path | None, features: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The teacher's output (uint8) for every crop of the pool and, for feature mimicry, its
+    1/4-res features (fp16). The features take ~3× the memory of the outputs, so they are kept
+    only when asked for: a large pool's would not fit beside a training teacher."""
     if cache and cache.exists():
         z = torch.load(cache, weights_only=True)
-        return z["out"], z["feat"]
-    outs, feats = [], []
+        if z.get("feat") is not None or not features:
+            return z["out"], z["feat"] if features else None
+    out = torch.empty((len(pool), 3, *pool.degraded.shape[1:3]), dtype=torch.uint8)
+    feat: torch.Tensor | None = None
     for i in tqdm(range(0, len(pool), 32), desc="teacher targets", leave=False):
-        out, feat = teacher(to_tensor_batch(pool.degraded[i : i + 32]), return_features=True)
-        outs.append(out.clamp(0, 1).mul(255).round().to(torch.uint8))
-        feats.append(feat.half())
-    out, feat = torch.cat(outs), torch.cat(feats)
+        o, f = teacher(to_tensor_batch(pool.degraded[i : i + 32]), return_features=True)
+        out[i : i + len(o)] = o.clamp(0, 1).mul(255).round().to(torch.uint8)
+        if features:
+            if feat is None:
+                feat = torch.empty((len(pool), *f.shape[1:]), dtype=torch.float16)
+            feat[i : i + len(f)] = f.half()
     if cache:
         write_atomically(cache, lambda tmp: torch.save({"out": out, "feat": feat}, tmp))
     return out, feat
@@ -323,7 +331,9 @@ def train(cfg: TrainConfig) -> Path:
         if cfg.w_feat > 0:
             adapter = nn.Conv2d(model.feature_channels, teacher.feature_channels, 1).to(device)
         # The teacher and the pool's own key: another data folder gives another pool of this size
-        t_out, t_feat = teacher_targets(teacher, pool, cache / f"teacher-{_file_digest(cfg.teacher)}-{pool.key}.pt")
+        t_out, t_feat = teacher_targets(
+            teacher, pool, cache / f"teacher-{_file_digest(cfg.teacher)}-{pool.key}.pt", features=cfg.w_feat > 0
+        )
         del teacher
     trainee = Trainee(model, adapter)
 
@@ -406,6 +416,7 @@ def train(cfg: TrainConfig) -> Path:
                 if distilling:
                     terms["kd"] = F.l1_loss(pred, t_out[idx].to(device).float().div(255))
                     if cfg.w_feat > 0:
+                        assert t_feat is not None
                         terms["feat"] = F.l1_loss(feat, t_feat[idx].to(device).float())
                 loss = cfg.w_gt * terms["gt"] + cfg.w_kd * terms.get("kd", 0) + cfg.w_feat * terms.get("feat", 0)
             if not torch.isfinite(loss):

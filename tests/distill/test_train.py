@@ -22,6 +22,7 @@ from distill.train import (
     average_decay_at,
     load_checkpoint,
     model_from_checkpoint,
+    teacher_targets,
     train,
 )
 
@@ -237,6 +238,23 @@ def test_teacher_targets_are_computed_for_each_pool(tmp_path):
     write_images(tmp_path / "other", 4, seed=7)
     train(replace(cfg, out=str(tmp_path / "s2"), train_dir=str(tmp_path / "other")))
     assert len(list((tmp_path / "cache").glob("teacher-*.pt"))) == 2
+
+
+def test_teacher_features_are_computed_and_kept_only_for_feature_mimicry(tmp_path):
+    cfg = tiny_config(tmp_path, steps=5)
+    teacher = model_from_checkpoint(train(cfg)).eval()
+    pool = make_pool(cfg.train_dir, 8, cfg.crop, 0, "benchmark")
+    cache = tmp_path / "targets.pt"
+    out, feat = teacher_targets(teacher, pool, cache, features=False)
+    assert feat is None
+    with torch.no_grad():
+        expected = teacher(to_tensor_batch(pool.degraded)).clamp(0, 1).mul(255).round().to(torch.uint8)
+    assert out.dtype == torch.uint8 and torch.equal(out, expected)
+    out_again, feat = teacher_targets(teacher, pool, cache, features=True)  # the cache lacks them: computed
+    assert torch.equal(out_again, out)
+    assert feat is not None and feat.dtype == torch.float16 and len(feat) == len(pool)
+    _, cached = teacher_targets(teacher, pool, cache, features=True)
+    assert cached is not None and torch.equal(cached, feat)
 
 
 def test_corrupt_images_are_skipped_and_counted(tmp_path, caplog):
