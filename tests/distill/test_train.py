@@ -192,7 +192,7 @@ def test_a_network_whose_activations_died_stops_with_what_to_do(tmp_path):
     ckpt["model"]["head.bias"].fill_(-1000.0)  # no pixel can switch a head ReLU on again
     torch.save(ckpt, tmp_path / "dead.pt")
     dead = replace(cfg, init=str(tmp_path / "dead.pt"), out=str(tmp_path / "dead"), steps=2 * DEAD_AFTER)
-    with pytest.raises(TrainingError, match="still returns its input unchanged.*lower --lr"):
+    with pytest.raises(TrainingError, match="adds the same residual to any input.*lower --lr"):
         train(dead)
 
 
@@ -243,7 +243,7 @@ def test_teacher_targets_are_computed_for_each_pool(tmp_path):
 def test_teacher_features_are_computed_and_kept_only_for_feature_mimicry(tmp_path):
     cfg = tiny_config(tmp_path, steps=5)
     teacher = model_from_checkpoint(train(cfg)).eval()
-    pool = make_pool(cfg.train_dir, 8, cfg.crop, 0, "benchmark")
+    pool = make_pool(cfg.train_dir, 40, cfg.crop, 0, "benchmark")  # more than one batch of 32
     cache = tmp_path / "targets.pt"
     out, feat = teacher_targets(teacher, pool, cache, features=False)
     assert feat is None
@@ -253,6 +253,7 @@ def test_teacher_features_are_computed_and_kept_only_for_feature_mimicry(tmp_pat
     out_again, feat = teacher_targets(teacher, pool, cache, features=True)  # the cache lacks them: computed
     assert torch.equal(out_again, out)
     assert feat is not None and feat.dtype == torch.float16 and len(feat) == len(pool)
+    assert torch.load(cache, weights_only=True)["feat"] is not None  # and cached with the outputs
     _, cached = teacher_targets(teacher, pool, cache, features=True)
     assert cached is not None and torch.equal(cached, feat)
 
