@@ -1,4 +1,4 @@
-"""`distill` command line: a thin layer over distill.train / qat / export / evaluate / examples.
+"""`distill` command line: a thin layer over distill.train / qat / export / evaluate / examples / curves.
 
 The options of `train` and `qat` take their defaults from TrainConfig and QatConfig, so that each
 default is written once.
@@ -275,3 +275,27 @@ def evaluate(
         report["speed"] = speed(models, bench_frames)
     write_report(report, out)
     typer.echo(to_markdown(report))
+
+
+@app.command()
+def curves(
+    metrics: Path = typer.Argument(..., help="A metrics.jsonl (a run's, or a model's history in benchmarks/training)."),
+    join: Path | None = typer.Option(
+        None, help="A later stage's metrics.jsonl to append first, its steps and hours continuing METRICS'."
+    ),
+) -> None:
+    """Draw METRICS' loss and validation curves next to it (metrics → curves, .png)."""
+    from distill.curves import curves_path, plot_curves
+    from distill.curves import join as append
+
+    for path in (metrics, join):
+        if path is not None and not path.is_file():
+            _fail(f"{path} does not exist; pass a metrics.jsonl written by `distill train`")
+    try:
+        if join is not None:
+            typer.echo(f"{metrics} now ends at step {append(metrics, join)}")
+        else:
+            plot_curves(metrics, curves_path(metrics))
+    except (ValueError, KeyError) as e:
+        _fail(f"{join or metrics} is not a metrics.jsonl of `distill train` ({e})")
+    typer.echo(f"wrote {curves_path(metrics)}")

@@ -178,7 +178,7 @@ def run_facts(checkpoint: str | Path) -> dict[str, Any]:
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt.get("config") or {}
     distilled = bool(cfg.get("teacher"))
-    keys = ("train_dir", "batch", "crop", "pool", "lr") + (("w_gt", "w_kd", "w_feat") if distilled else ())
+    keys = ("train_dir", "mix", "batch", "crop", "pool", "lr") + (("w_gt", "w_kd", "w_feat") if distilled else ())
     training = {k: cfg[k] for k in keys if k in cfg} | {"steps": ckpt.get("step"), "teacher": distilled}
     if ckpt.get("elapsed"):
         training["minutes"] = round(ckpt["elapsed"] / 60, 1)

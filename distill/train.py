@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from distill.curves import plot_curves
 from distill.data import Pool, benchmark_set, image_paths, make_pool, to_tensor_batch, write_atomically
 from distill.metrics import psnr
 from distill.models import Student, build, canonical, describe
@@ -142,14 +143,32 @@ def _canonical_or_none(arch: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _grows(stored: dict[str, Any], arch: dict[str, Any]) -> bool:
-    """Whether `arch` is the stored student with a context branch added: its weights then start
-    from the stored ones, which is cheaper than training the larger network from scratch."""
+    """Whether `arch` is the stored student with a context branch added, or its plain branch
+    widened: its weights then start from the stored ones and it computes the same picture,
+    which is cheaper than training the larger network from scratch."""
     before = _canonical_or_none(stored)
-    return arch.get("context", 0) > 0 and before == arch | {"context": 0}
+    if before is None or arch.get("context", 0) <= before.get("context", 0):
+        return False
+    widened = before["context"] > 0
+    return before | {"context": arch["context"]} == arch and not (widened and arch.get("expand", 0))
 
 
 def _load(model: nn.Module, state: dict[str, torch.Tensor], grown: bool) -> None:
-    """Load weights; a grown student lacks exactly its context branch's, which keeps its no-op start."""
+    """Load weights. A grown student lacks its context branch's, which keeps that branch's no-op
+    start; a widened branch takes the stored weights in its first channels, and the new channels
+    start fresh but unheard (zero weights into the old channels and out of the branch)."""
+    own = model.state_dict()
+    narrow = state.get("context.out.weight")
+    if grown and narrow is not None and narrow.shape != own["context.out.weight"].shape:
+        old = narrow.shape[1]
+        wide = {}
+        for key, value in state.items():
+            fresh = own[key].clone() if key in own else value
+            fresh[tuple(slice(0, n) for n in value.shape)] = value
+            wide[key] = fresh
+        wide["context.out.weight"][:, old:] = 0
+        wide["context.mid.weight"][:old, old:] = 0
+        state = wide
     missing, unexpected = model.load_state_dict(state, strict=not grown)
     if unexpected or any(not k.startswith("context.") for k in missing):
         raise TrainingError(f"the checkpoint's weights do not fit this network ({(unexpected or missing)[0]})")
@@ -167,7 +186,7 @@ def teacher_targets(
     1/4-res features (fp16). The features take ~4× the memory of the outputs, so they are kept
     only when asked for: a large pool's would not fit beside a training teacher."""
     if cache and cache.exists():
-        z = torch.load(cache, weights_only=True)
+        z = torch.load(cache, weights_only=True, mmap=True)  # features left unasked stay on disk
         if z.get("feat") is not None or not features:
             return z["out"], z["feat"] if features else None
     out = torch.empty((len(pool), 3, *pool.degraded.shape[1:3]), dtype=torch.uint8)
@@ -239,39 +258,6 @@ def _forget_metrics_after(path: Path, step: int) -> None:
     kept = [line for line in lines if line.strip() and json.loads(line).get("step", 0) <= step]
     if len(kept) < len(lines):
         write_atomically(path, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in kept)))
-
-
-def plot_curves(metrics_path: Path, png_path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    train_rows = [r for r in rows if "loss" in r]
-    val_rows = [r for r in rows if "val_psnr" in r]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    a.plot([r["step"] for r in train_rows], [r["loss"] for r in train_rows], lw=0.8)
-    a.set(xlabel="step", ylabel="training loss", yscale="log", title="loss")
-    b.plot([r["step"] for r in val_rows], [r["val_psnr"] for r in val_rows], marker="o", ms=3)
-    if val_rows and "input_psnr" in val_rows[0]:
-        b.axhline(val_rows[0]["input_psnr"], color="gray", ls="--", label="degraded input")
-        b.legend()
-    b.set(xlabel="step", ylabel="PSNR (dB)", title="validation PSNR")
-    for axis in (a.xaxis, b.xaxis):  # "80k": tens of thousands of steps spelled out overlap
-        axis.set_major_formatter(lambda s, _: f"{s / 1000:g}k" if abs(s) >= 1000 else f"{s:g}")
-    steps, hours = [r["step"] for r in val_rows], [r["time"] / 3600 for r in val_rows]
-    if len(steps) > 1:  # a run resumed across sessions: how long it took, not just how many steps
-        top = b.secondary_xaxis(
-            "top", functions=(lambda s: np.interp(s, steps, hours), lambda h: np.interp(h, hours, steps))
-        )
-        # Only hours the run covers: beyond its ends the mapping is flat and the labels pile up.
-        top.set_xticks([t for t in MaxNLocator(6).tick_values(hours[0], hours[-1]) if hours[0] <= t <= hours[-1]])
-        top.set_xlabel("hours of training")
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=110)
-    plt.close(fig)
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -346,7 +332,7 @@ def train(cfg: TrainConfig) -> Path:
         fix = (
             "pass a new --out or the matching --model options"
             if source == last
-            else "pass --init of the same architecture, or of the same one without a context branch"
+            else "pass --init of the same architecture, or of the same one with no or a narrower plain context branch"
         )
         raise TrainingError(f"{source} holds a {ckpt['arch']} but this run trains a {describe(model)}; {fix}")
     if source:

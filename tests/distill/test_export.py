@@ -21,7 +21,7 @@ from distill.export import (
 from distill.metrics import psnr
 from distill.models import RepConv, Student, StudentConfig, describe
 from distill.qat import QatConfig, QuantizedStudent, activation_ranges, finetune, unfold
-from distill.train import AVERAGED_KEY, TrainingError, load_checkpoint, model_from_checkpoint, train
+from distill.train import AVERAGED_KEY, TrainConfig, TrainingError, load_checkpoint, model_from_checkpoint, train
 from vcam.sharpener import OnnxSharpener
 
 
@@ -65,6 +65,7 @@ def test_export_records_the_runs_own_training_and_validation_facts(checkpoints, 
     training = json.loads(meta["vcam.training"])
     assert training["steps"] == 30 and training["teacher"] is True and training["w_kd"] == 1.0
     assert training["train_dir"] == str(tmp / "train") and training["minutes"] >= 0
+    assert training["mix"] == TrainConfig().mix  # which degradations it learned: a fine-tune may change them
     last = [
         json.loads(row) for row in (student.parent / "metrics.jsonl").read_text().splitlines() if "val_psnr" in row
     ][-1]
@@ -289,7 +290,8 @@ def test_qat_keeps_the_student_and_its_int8_export_close(checkpoints, tmp_path):
     quantize_luma8(tmp_path / "q.pt", fp32, int8, [(rng.random((32, 40, 3)) * 255).astype(np.uint8) for _ in range(4)])
     assert int16_overflows(onnx.load(str(int8))) == []
     meta = OnnxSharpener(int8).metadata
-    assert json.loads(meta["vcam.training"])["qat"]["steps"] == 30
+    qat = json.loads(meta["vcam.training"])["qat"]
+    assert (qat["steps"], qat["crop"], qat["pool"]) == (30, cfg.crop, cfg.pool)
     img = (np.random.default_rng(2).random((45, 67, 3)) * 255).astype(np.uint8)
     assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
 

@@ -168,8 +168,30 @@ def test_a_student_grows_a_context_branch_from_its_checkpoint(tmp_path, expand):
     with torch.no_grad():
         assert not torch.allclose(before(x), x, atol=1e-3)  # trained: not the identity it started as
         assert torch.allclose(grown(x), before(x), atol=1e-3)  # the same picture (fp16 checkpoints) until it trains
-    with pytest.raises(TrainingError, match="without a context branch"):  # only a branch may be added
+    with pytest.raises(TrainingError, match="no or a narrower plain context branch"):  # only a branch may be added
         train(replace(grown_cfg, model=plain | {"channels": 16, "context": 8}, out=str(tmp_path / "wider")))
+
+
+@pytest.mark.slow
+def test_a_trained_context_branch_widens_and_keeps_its_picture(tmp_path):
+    """The new channels start unheard, then learn: a wider hq from the shipped one's weights."""
+    narrow = {"channels": 8, "blocks": 0, "scale": 2, "context": 8, "expand": 0}
+    cfg = tiny_config(tmp_path, kind="student", model=narrow, steps=20, lr=1e-2, out=str(tmp_path / "narrow"))
+    before = model_from_checkpoint(train(cfg))
+    wide_cfg = replace(cfg, model=narrow | {"context": 16}, init=str(tmp_path / "narrow" / "last.pt"))
+    start = model_from_checkpoint(train(replace(wide_cfg, steps=0, out=str(tmp_path / "start"))))
+    trained = model_from_checkpoint(train(replace(wide_cfg, out=str(tmp_path / "wide"))))
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert torch.allclose(start(x), before(x), atol=1e-3)
+        assert not torch.allclose(trained(x), before(x), atol=1e-3)
+    new_channels = trained.state_dict()["context.out.weight"][:, 8:]
+    assert new_channels.abs().sum() > 0  # the widened part trains, not only the stored one
+    rep = narrow | {"expand": 8}  # a RepConv branch's expansion would mix new channels into old ones
+    train(replace(cfg, model=rep, steps=0, out=str(tmp_path / "rep")))
+    with pytest.raises(TrainingError, match="no or a narrower plain context branch"):
+        rep_init = str(tmp_path / "rep" / "last.pt")
+        train(replace(wide_cfg, model=rep | {"context": 16}, init=rep_init, out=str(tmp_path / "rep16")))
 
 
 @pytest.mark.slow
@@ -256,6 +278,8 @@ def test_teacher_features_are_computed_and_kept_only_for_feature_mimicry(tmp_pat
     assert torch.load(cache, weights_only=True)["feat"] is not None  # and cached with the outputs
     _, cached = teacher_targets(teacher, pool, cache, features=True)
     assert cached is not None and torch.equal(cached, feat)
+    out_only, unasked = teacher_targets(teacher, pool, cache, features=False)  # that cache, features left out
+    assert unasked is None and torch.equal(out_only, out)
 
 
 def test_corrupt_images_are_skipped_and_counted(tmp_path, caplog):
