@@ -10,9 +10,24 @@ from typing import Any
 
 import numpy as np
 
+from distill.data import write_atomically
+
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The rows of a metrics.jsonl; ValueError naming the file and line of one that is not a
+    `distill train` row (a JSON object with its step and time)."""
+    rows = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not isinstance(row, dict) or not isinstance(row.get("step"), int) or "time" not in row:
+            raise ValueError(f"{path} line {n} is not a row of `distill train`'s metrics.jsonl")
+        rows.append(row)
+    return rows
 
 
 def curves_path(metrics_path: Path) -> Path:
@@ -21,17 +36,23 @@ def curves_path(metrics_path: Path) -> Path:
     return metrics_path.with_name(metrics_path.name.replace("metrics", "curves")).with_suffix(".png")
 
 
-def join(history: Path, run: Path) -> int:
+def append_stage(history: Path, run: Path) -> int:
     """Append a later stage's metrics (`run`, counted from its own step 0) to `history`, its
     steps and seconds continuing where the history ends, and redraw the history's curves.
-    Returns the last step of the joined history."""
+    Returns the last step of the joined history; refuses a stage it already ends with."""
+    if history.resolve() == run.resolve():
+        raise ValueError(f"{run} cannot be joined onto itself")
     past, later = read_metrics(history), read_metrics(run)
     if not later:
         raise ValueError(f"{run} holds no metrics")
+    if len(past) > len(later):  # the same rows, shifted by what came before them: joined already
+        before, tail = past[-len(later) - 1], past[-len(later) :]
+        shifted = [r | {"step": r["step"] - before["step"], "time": 0} for r in tail]
+        if shifted == [r | {"time": 0} for r in later]:
+            raise ValueError(f"{history} already ends with {run}'s stage")
     step, seconds = (past[-1]["step"], past[-1]["time"]) if past else (0, 0.0)
-    rows = [r | {"step": r["step"] + step, "time": round(r["time"] + seconds, 1)} for r in later]
-    with history.open("a") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    rows = past + [r | {"step": r["step"] + step, "time": round(r["time"] + seconds, 1)} for r in later]
+    write_atomically(history, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in rows)))
     plot_curves(history, curves_path(history))
     return int(rows[-1]["step"])
 

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from distill.curves import plot_curves
+from distill.curves import curves_path, plot_curves
 from distill.data import Pool, benchmark_set, image_paths, make_pool, to_tensor_batch, write_atomically
 from distill.metrics import psnr
 from distill.models import Student, build, canonical, describe
@@ -143,14 +143,20 @@ def _canonical_or_none(arch: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _grows(stored: dict[str, Any], arch: dict[str, Any]) -> bool:
-    """Whether `arch` is the stored student with a context branch added, or its plain branch
-    widened: its weights then start from the stored ones and it computes the same picture,
-    which is cheaper than training the larger network from scratch."""
+    """Whether `arch` is the stored student with a context branch added, or its branch widened:
+    its weights then start from the stored ones and it computes the same picture, which is
+    cheaper than training the larger network from scratch."""
     before = _canonical_or_none(stored)
     if before is None or arch.get("context", 0) <= before.get("context", 0):
         return False
-    widened = before["context"] > 0
-    return before | {"context": arch["context"]} == arch and not (widened and arch.get("expand", 0))
+    if before | {"context": arch["context"]} != arch:
+        return False
+    if before["context"] and arch.get("expand", 0):  # its expansion would mix new channels into old ones
+        raise TrainingError(
+            "a context branch trained as RepConv (expand > 0) cannot be widened; widen one trained "
+            "with expand 0, or train the wider network from scratch"
+        )
+    return True
 
 
 def _load(model: nn.Module, state: dict[str, torch.Tensor], grown: bool) -> None:
@@ -163,10 +169,12 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], grown: bool) -> None
         old = narrow.shape[1]
         wide = {}
         for key, value in state.items():
-            fresh = own[key].clone() if key in own else value
-            fresh[tuple(slice(0, n) for n in value.shape)] = value
-            wide[key] = fresh
-        wide["context.out.weight"][:, old:] = 0
+            fresh = own.get(key)
+            if fresh is None or fresh.dim() != value.dim() or any(a > b for a, b in zip(value.shape, fresh.shape)):
+                raise TrainingError(f"the checkpoint's weights do not fit this network ({key})")
+            wide[key] = fresh.clone()
+            wide[key][tuple(slice(0, n) for n in value.shape)] = value
+        wide["context.out.weight"][:, old:] = 0  # as Context starts, but not left to its init
         wide["context.mid.weight"][:old, old:] = 0
         state = wide
     missing, unexpected = model.load_state_dict(state, strict=not grown)
@@ -189,6 +197,7 @@ def teacher_targets(
         z = torch.load(cache, weights_only=True, mmap=True)  # features left unasked stay on disk
         if z.get("feat") is not None or not features:
             return z["out"], z["feat"] if features else None
+        del z  # unmapped before the file is replaced (Windows refuses to replace a mapped file)
     out = torch.empty((len(pool), 3, *pool.degraded.shape[1:3]), dtype=torch.uint8)
     feat: torch.Tensor | None = None
     for i in tqdm(range(0, len(pool), 32), desc="teacher targets", leave=False):
@@ -332,7 +341,7 @@ def train(cfg: TrainConfig) -> Path:
         fix = (
             "pass a new --out or the matching --model options"
             if source == last
-            else "pass --init of the same architecture, or of the same one with no or a narrower plain context branch"
+            else "pass --init of the same architecture, or of the same one with no or a narrower context branch"
         )
         raise TrainingError(f"{source} holds a {ckpt['arch']} but this run trains a {describe(model)}; {fix}")
     if source:
@@ -459,5 +468,5 @@ def train(cfg: TrainConfig) -> Path:
             dist.destroy_process_group()
     save(last)
     if main:
-        plot_curves(out / "metrics.jsonl", out / "curves.png")
+        plot_curves(out / "metrics.jsonl", curves_path(out / "metrics.jsonl"))
     return last

@@ -38,15 +38,20 @@ def test_a_run_folders_metrics_are_drawn_beside_them(tmp_path):
 
 
 def test_what_is_not_a_metrics_file_is_refused_and_the_history_left_as_it_was(tmp_path):
-    history, bad = tmp_path / "metrics.jsonl", tmp_path / "notes.txt"
+    history, bad, run = tmp_path / "metrics.jsonl", tmp_path / "notes.txt", tmp_path / "stage.jsonl"
     _write(history, [{"step": 100, "time": 50.0, "val_psnr": 27.0}])
+    bad.write_text('{"step": 10, "time": 1.0}\n27.1\n')
+    _write(run, [{"step": 10, "time": 4.0, "loss": 0.04}])
+    assert CliRunner().invoke(app, ["curves", str(history), "--join", str(run)]).exit_code == 0
     before = history.read_text()
-    bad.write_text("step 10: 27.1 dB\n")
     for args, says in (
-        (["curves", str(history), "--join", str(bad)], "is not a metrics.jsonl"),
+        (["curves", str(history), "--join", str(bad)], f"{bad} line 2 is not a row"),
+        (["curves", str(bad), "--join", str(history)], f"{bad} line 2 is not a row"),
         (["curves", str(tmp_path / "missing.jsonl")], "does not exist"),
+        (["curves", str(history), "--join", str(history)], "cannot be joined onto itself"),
+        (["curves", str(history), "--join", str(run)], "already ends with"),  # the same stage twice
     ):
         r = CliRunner().invoke(app, args)
-        assert r.exit_code == 2
-        assert says in r.output and "Traceback" not in r.output
+        assert r.exit_code == 2 and isinstance(r.exception, SystemExit)  # a message, not a traceback
+        assert says in r.output
     assert history.read_text() == before

@@ -168,30 +168,35 @@ def test_a_student_grows_a_context_branch_from_its_checkpoint(tmp_path, expand):
     with torch.no_grad():
         assert not torch.allclose(before(x), x, atol=1e-3)  # trained: not the identity it started as
         assert torch.allclose(grown(x), before(x), atol=1e-3)  # the same picture (fp16 checkpoints) until it trains
-    with pytest.raises(TrainingError, match="no or a narrower plain context branch"):  # only a branch may be added
+    with pytest.raises(TrainingError, match="no or a narrower context branch"):  # only a branch may be added or widened
         train(replace(grown_cfg, model=plain | {"channels": 16, "context": 8}, out=str(tmp_path / "wider")))
 
 
 @pytest.mark.slow
 def test_a_trained_context_branch_widens_and_keeps_its_picture(tmp_path):
-    """The new channels start unheard, then learn: a wider hq from the shipped one's weights."""
+    """The new channels start unheard, then learn: a wider hq from the shipped one's weights.
+    Both the raw weights and their running average (what export uses) keep their picture."""
     narrow = {"channels": 8, "blocks": 0, "scale": 2, "context": 8, "expand": 0}
-    cfg = tiny_config(tmp_path, kind="student", model=narrow, steps=20, lr=1e-2, out=str(tmp_path / "narrow"))
-    before = model_from_checkpoint(train(cfg))
-    wide_cfg = replace(cfg, model=narrow | {"context": 16}, init=str(tmp_path / "narrow" / "last.pt"))
-    start = model_from_checkpoint(train(replace(wide_cfg, steps=0, out=str(tmp_path / "start"))))
+    cfg = tiny_config(
+        tmp_path, kind="student", model=narrow, steps=20, lr=1e-2, average_decay=0.9, out=str(tmp_path / "narrow")
+    )
+    narrow_ckpt = train(cfg)
+    wide_cfg = replace(cfg, model=narrow | {"context": 16}, init=str(narrow_ckpt))
+    start_ckpt = train(replace(wide_cfg, steps=0, out=str(tmp_path / "start")))
     trained = model_from_checkpoint(train(replace(wide_cfg, out=str(tmp_path / "wide"))))
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
-        assert torch.allclose(start(x), before(x), atol=1e-3)
+        for averaged in (True, False):
+            before = model_from_checkpoint(narrow_ckpt, averaged=averaged)
+            assert before.state_dict()["context.out.weight"].abs().max() > 1e-3  # the branch did learn
+            assert torch.allclose(model_from_checkpoint(start_ckpt, averaged=averaged)(x), before(x), atol=1e-3)
         assert not torch.allclose(trained(x), before(x), atol=1e-3)
     new_channels = trained.state_dict()["context.out.weight"][:, 8:]
     assert new_channels.abs().sum() > 0  # the widened part trains, not only the stored one
-    rep = narrow | {"expand": 8}  # a RepConv branch's expansion would mix new channels into old ones
-    train(replace(cfg, model=rep, steps=0, out=str(tmp_path / "rep")))
-    with pytest.raises(TrainingError, match="no or a narrower plain context branch"):
-        rep_init = str(tmp_path / "rep" / "last.pt")
-        train(replace(wide_cfg, model=rep | {"context": 16}, init=rep_init, out=str(tmp_path / "rep16")))
+    rep = narrow | {"expand": 8}
+    rep_ckpt = train(replace(cfg, model=rep, steps=0, out=str(tmp_path / "rep")))
+    with pytest.raises(TrainingError, match="trained as RepConv .* cannot be widened"):
+        train(replace(wide_cfg, model=rep | {"context": 16}, init=str(rep_ckpt), out=str(tmp_path / "rep16")))
 
 
 @pytest.mark.slow
