@@ -52,17 +52,27 @@ def test_int8_luma8_student_is_the_fp32_rgb_student_to_int8_precision() -> None:
     assert psnr(fast, OnnxSharpener(WEIGHTS / "student-fp32.onnx")(degraded)) > 40
 
 
-@pytest.mark.parametrize("name", ["student.onnx", "student-hq.onnx"])
+@pytest.mark.parametrize("name", ["student-fast.onnx", "student.onnx", "student-hq.onnx"])
 def test_shipped_int8_models_compute_the_same_on_every_x86_cpu(name: str) -> None:
     """No pair of uint8 x int8 products can saturate AVX2's int16 sums (VNNI has none to
     saturate): read from the graph, so this fails on any machine if a model could differ."""
     assert int16_overflows(onnx.load(str(WEIGHTS / name))) == []
 
 
-@pytest.mark.parametrize("name", ["student.onnx", "student-fp32.onnx", "student-hq.onnx", "teacher.onnx"])
-def test_shipped_model_restores_a_degraded_frame(name: str) -> None:
+# The fast tier sees 10 pixels across, too few to undo much of this defocus (weights/README.md).
+@pytest.mark.parametrize(
+    ("name", "gain"),
+    [
+        ("student-fast.onnx", 0.1),
+        ("student.onnx", 0.5),
+        ("student-fp32.onnx", 0.5),
+        ("student-hq.onnx", 0.5),
+        ("teacher.onnx", 0.5),
+    ],
+)
+def test_shipped_model_restores_a_degraded_frame(name: str, gain: float) -> None:
     clean = scene()
     degraded = webcam(clean)
     restored = OnnxSharpener(WEIGHTS / name)(degraded)
     assert restored.shape == clean.shape
-    assert psnr(restored, clean) > psnr(degraded, clean) + 0.5
+    assert psnr(restored, clean) > psnr(degraded, clean) + gain
