@@ -81,9 +81,20 @@ def unshuffled_conv(conv: nn.Conv2d, r: int) -> nn.Conv2d:
     pixel_unshuffle(conv(x), r) from pixel_unshuffle(x, r): the same sums, some of them with
     zero weights. ONNX Runtime's INT8 kernels run narrow layers at large sizes far below their
     speed on wide layers at small ones, so the rewrite buys time at an equal count of nonzero
-    weights; each output channel keeps its weights' largest magnitude, so it quantises alike."""
-    if conv.kernel_size != (3, 3) or conv.padding != (1, 1) or conv.stride != (1, 1) or conv.groups != 1:
-        raise ValueError("only 3×3 stride-1 'same' convolutions can be rewritten")
+    weights; each output channel keeps its weights' largest magnitude, so it quantises alike.
+    Any 'same' kernel up to (2r+1)×(2r+1) reaches no further than the neighbouring blocks, so
+    at r = 2 a 5×5 becomes the same 3×3 as a 3×3 does, with fewer zeros."""
+    k = conv.kernel_size[0]
+    half = k // 2
+    if (
+        conv.kernel_size != (k, k)
+        or k % 2 == 0
+        or half > r
+        or conv.padding != (half, half)
+        or conv.stride != (1, 1)
+        or conv.groups != 1
+    ):
+        raise ValueError(f"only stride-1 'same' convolutions up to {2 * r + 1}×{2 * r + 1} can be rewritten")
     w = conv.weight.detach()
     cout, cin = w.shape[:2]
     wide = torch.zeros(cout * r * r, cin * r * r, 3, 3, dtype=w.dtype)
@@ -94,8 +105,10 @@ def unshuffled_conv(conv: nn.Conv2d, r: int) -> nn.Conv2d:
                     for by in (-1, 0, 1):  # input block offset
                         for bx in (-1, 0, 1):
                             dy, dx = by * r + u - a, bx * r + v - b  # offset at full resolution
-                            if abs(dy) <= 1 and abs(dx) <= 1:
-                                wide[a * r + b :: r * r, u * r + v :: r * r, by + 1, bx + 1] = w[:, :, dy + 1, dx + 1]
+                            if abs(dy) <= half and abs(dx) <= half:
+                                wide[a * r + b :: r * r, u * r + v :: r * r, by + 1, bx + 1] = w[
+                                    :, :, dy + half, dx + half
+                                ]
     out = nn.Conv2d(cin * r * r, cout * r * r, 3, padding=1, bias=conv.bias is not None)
     out.weight.data.copy_(wide)
     if conv.bias is not None:

@@ -49,6 +49,9 @@ class StudentConfig:
     scale: int = 2  # pixel-unshuffle factor: the network runs at 1/scale resolution
     context: int = 16  # width of a branch at half the network's resolution (0: none); see Context
     expand: int = 0  # 3×3 convs train as RepConv with a 1×1 expansion this wide (0: plain convs)
+    # Side of the head's and tail's kernels. At scale 2 a 5×5 costs the INT8 model what a 3×3
+    # does: its quarter-resolution form holds either in one 3×3 over 2×2 blocks (unshuffled_conv).
+    kernel: int = 3
 
     @property
     def size_multiple(self) -> int:
@@ -189,18 +192,18 @@ class RepBlock(nn.Module):
 
 
 class RepConv(nn.Module):
-    """A 3×3 convolution trained as three linear branches: 3×3, 1×1, and a 1×1 expansion to
-    `expand` channels followed by a 3×3 (ECBSR's edge-oriented block without its fixed filters).
-    The extra weights ease the optimisation of a net this narrow; their sum is one 3×3
-    convolution (`folded`), zero padding included, as the expansion has no bias, so inference
-    pays nothing for them."""
+    """A k×k convolution (3×3 unless `kernel` says) trained as three linear branches: k×k, 1×1,
+    and a 1×1 expansion to `expand` channels followed by a k×k (ECBSR's edge-oriented block
+    without its fixed filters). The extra weights ease the optimisation of a net this narrow;
+    their sum is one k×k convolution (`folded`), zero padding included, as the expansion has no
+    bias, so inference pays nothing for them. `conv3` is the k×k branch (named when k was 3)."""
 
-    def __init__(self, cin: int, cout: int, expand: int):
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int = 3):
         super().__init__()
-        self.conv3 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv3 = nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
         self.conv1 = nn.Conv2d(cin, cout, 1, bias=False)
         self.expand = nn.Conv2d(cin, expand, 1, bias=False)
-        self.squeeze = nn.Conv2d(expand, cout, 3, padding=1, bias=False)
+        self.squeeze = nn.Conv2d(expand, cout, kernel, padding=kernel // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv3(x) + self.conv1(x) + self.squeeze(self.expand(x))
@@ -213,26 +216,27 @@ class RepConv(nn.Module):
 
     @torch.no_grad()
     def folded(self) -> nn.Conv2d:
-        """The one 3×3 convolution that computes the sum of the branches (for export)."""
+        """The one k×k convolution that computes the sum of the branches (for export)."""
         w = self.conv3.weight.clone()
-        w[:, :, 1, 1] += self.conv1.weight[:, :, 0, 0]
+        k = w.shape[-1]
+        w[:, :, k // 2, k // 2] += self.conv1.weight[:, :, 0, 0]
         w += torch.einsum("oekl,ei->oikl", self.squeeze.weight, self.expand.weight[:, :, 0, 0])
-        conv = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, 3, padding=1).to(w)
+        conv = nn.Conv2d(self.conv3.in_channels, self.conv3.out_channels, k, padding=k // 2).to(w)
         conv.weight.copy_(w)
         conv.bias.copy_(self.conv3.bias)
         return conv
 
     @torch.no_grad()
     def load_folded(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
-        """Branches whose fold is (weight, bias): the 3×3 takes them, the 1×1 and squeeze are zero."""
+        """Branches whose fold is (weight, bias): the k×k takes them, the 1×1 and squeeze are zero."""
         self.zero_()
         self.conv3.weight.copy_(weight)
         self.conv3.bias.copy_(bias)
 
 
-def conv3x3(cin: int, cout: int, expand: int = 0) -> nn.Conv2d | RepConv:
-    """A 3×3 convolution, trained as a RepConv when `expand` is set."""
-    return RepConv(cin, cout, expand) if expand else nn.Conv2d(cin, cout, 3, padding=1)
+def square_conv(cin: int, cout: int, expand: int = 0, kernel: int = 3) -> nn.Conv2d | RepConv:
+    """A k×k 'same' convolution, trained as a RepConv when `expand` is set."""
+    return RepConv(cin, cout, expand, kernel) if expand else nn.Conv2d(cin, cout, kernel, padding=kernel // 2)
 
 
 class Context(nn.Module):
@@ -245,7 +249,7 @@ class Context(nn.Module):
     def __init__(self, ch: int, width: int, expand: int = 0):
         super().__init__()
         self.inp = nn.Conv2d(4 * ch, width, 1)
-        self.mid = conv3x3(width, width, expand)
+        self.mid = square_conv(width, width, expand)
         self.out = nn.Conv2d(width, 4 * ch, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -269,13 +273,15 @@ class Student(nn.Module):
         super().__init__()
         if cfg.scale not in (2, 4):
             raise ValueError(f"scale must be 2 or 4, not {cfg.scale}")
+        if cfg.kernel not in (3, 5):
+            raise ValueError(f"kernel must be 3 or 5, not {cfg.kernel}")
         self.cfg = cfg
         c, packed = cfg.channels, cfg.scale**2
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
-        self.head = conv3x3(packed, c, cfg.expand)
+        self.head = square_conv(packed, c, cfg.expand, cfg.kernel)
         self.context = Context(c, cfg.context, cfg.expand) if cfg.context else None
         self.body = nn.ModuleList(RepBlock(c) for _ in range(cfg.blocks))
-        self.tail = conv3x3(c, packed, cfg.expand)
+        self.tail = square_conv(c, packed, cfg.expand, cfg.kernel)
         if isinstance(self.tail, RepConv):
             self.tail.zero_()
         else:

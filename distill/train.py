@@ -143,15 +143,16 @@ def _canonical_or_none(arch: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _grows(stored: dict[str, Any], arch: dict[str, Any]) -> bool:
-    """Whether `arch` is the stored student with a context branch added, or its branch widened:
-    its weights then start from the stored ones and it computes the same picture, which is
-    cheaper than training the larger network from scratch."""
+    """Whether `arch` is the stored student grown: a context branch added or widened, or larger
+    head and tail kernels. Its weights then start from the stored ones and it computes the same
+    picture, which is cheaper than training the larger network from scratch."""
     before = _canonical_or_none(stored)
-    if before is None or arch.get("context", 0) <= before.get("context", 0):
+    if before is None or before["kind"] != "student" or arch.get("kind") != "student":
         return False
-    if before | {"context": arch["context"]} != arch:
+    grown = {k: arch[k] for k in ("context", "kernel")}
+    if before | grown != arch or before == arch or any(arch[k] < before[k] for k in grown):
         return False
-    if before["context"] and arch.get("expand", 0):  # its expansion would mix new channels into old ones
+    if 0 < before["context"] < arch["context"] and arch["expand"]:  # the expansion would mix new channels into old
         raise TrainingError(
             "a context branch trained as RepConv (expand > 0) cannot be widened; widen one trained "
             "with expand 0, or train the wider network from scratch"
@@ -162,24 +163,33 @@ def _grows(stored: dict[str, Any], arch: dict[str, Any]) -> bool:
 def _load(model: nn.Module, state: dict[str, torch.Tensor], grown: bool) -> None:
     """Load weights. A grown student lacks its context branch's, which keeps that branch's no-op
     start; a widened branch takes the stored weights in its first channels, and the new channels
-    start fresh but unheard (zero weights into the old channels and out of the branch)."""
+    start fresh but unheard (zero weights into the old channels and out of the branch); larger
+    kernels take the stored ones in their centre taps, the taps around them zero."""
     own = model.state_dict()
-    narrow = state.get("context.out.weight")
-    if grown and narrow is not None and narrow.shape != own["context.out.weight"].shape:
-        old = narrow.shape[1]
+    if grown and any(k in own and own[k].shape != v.shape for k, v in state.items()):
         wide = {}
         for key, value in state.items():
             fresh = own.get(key)
             if fresh is None or fresh.dim() != value.dim() or any(a > b for a, b in zip(value.shape, fresh.shape)):
                 raise TrainingError(f"the checkpoint's weights do not fit this network ({key})")
-            wide[key] = fresh.clone()
-            wide[key][tuple(slice(0, n) for n in value.shape)] = value
-        wide["context.out.weight"][:, old:] = 0  # as Context starts, but not left to its init
-        wide["context.mid.weight"][:old, old:] = 0
+            wide[key] = fresh.clone() if fresh.shape[2:] == value.shape[2:] else torch.zeros_like(fresh)
+            wide[key][_centred(value.shape, fresh.shape)] = value
+        narrow = state.get("context.out.weight")
+        if narrow is not None and narrow.shape != own["context.out.weight"].shape:
+            old = narrow.shape[1]
+            wide["context.out.weight"][:, old:] = 0  # as Context starts, but not left to its init
+            wide["context.mid.weight"][:old, old:] = 0
         state = wide
     missing, unexpected = model.load_state_dict(state, strict=not grown)
     if unexpected or any(not k.startswith("context.") for k in missing):
         raise TrainingError(f"the checkpoint's weights do not fit this network ({(unexpected or missing)[0]})")
+
+
+def _centred(inner: torch.Size, outer: torch.Size) -> tuple[slice, ...]:
+    """Where a smaller weight sits in a larger one: its channels first, its taps in the middle."""
+    return tuple(
+        slice(0, n) if d < 2 else slice((m - n) // 2, (m - n) // 2 + n) for d, (n, m) in enumerate(zip(inner, outer))
+    )
 
 
 def _file_digest(path: str | Path) -> str:
@@ -341,7 +351,7 @@ def train(cfg: TrainConfig) -> Path:
         fix = (
             "pass a new --out or the matching --model options"
             if source == last
-            else "pass --init of the same architecture, or of the same one with no or a narrower context branch"
+            else "pass --init of the same architecture, or of the same one with no or a narrower context branch or smaller kernels"
         )
         raise TrainingError(f"{source} holds a {ckpt['arch']} but this run trains a {describe(model)}; {fix}")
     if source:

@@ -390,17 +390,18 @@ def test_a_half_resolution_student_exports_in_2x2_blocks_and_fine_tunes(checkpoi
     assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
 
 
-def test_an_unshuffled_convolution_computes_the_same_at_half_the_resolution():
+@pytest.mark.parametrize("kernel", [3, 5])  # a 5×5 reaches no further than the next 2×2 block either
+def test_an_unshuffled_convolution_computes_the_same_at_half_the_resolution(kernel):
     torch.manual_seed(0)
-    conv = torch.nn.Conv2d(3, 5, 3, padding=1)
+    conv = torch.nn.Conv2d(3, 5, kernel, padding=kernel // 2)
     x = torch.rand(1, 3, 12, 16)
     with torch.no_grad():
         wide = unshuffled_conv(conv, 2)
-        assert (wide.in_channels, wide.out_channels) == (12, 20)
+        assert (wide.in_channels, wide.out_channels, wide.kernel_size) == (12, 20, (3, 3))
         expected = torch.nn.functional.pixel_unshuffle(conv(x), 2)
         assert torch.allclose(wide(torch.nn.functional.pixel_unshuffle(x, 2)), expected, atol=1e-6)
-    with pytest.raises(ValueError, match="3×3 stride-1"):
-        unshuffled_conv(torch.nn.Conv2d(3, 5, 1), 2)
+    with pytest.raises(ValueError, match="up to 5×5"):  # 7×7 reaches two blocks away
+        unshuffled_conv(torch.nn.Conv2d(3, 5, 7, padding=3), 2)
 
 
 def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
@@ -434,6 +435,7 @@ def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
         ({"channels": 8, "blocks": 0, "scale": 2, "context": 8}, 4),
         ({"channels": 8, "blocks": 1, "scale": 2, "context": 8}, 2),  # packs and unpacks features inside
         ({"channels": 8, "blocks": 0, "scale": 2, "context": 0, "expand": 8}, 4),  # folded head and tail
+        ({"channels": 8, "blocks": 0, "scale": 2, "context": 0, "expand": 8, "kernel": 5}, 4),  # 5×5 ones
     ],
 )
 def test_a_half_resolution_student_exports_in_its_blocks(checkpoints, tmp_path, model, block):
@@ -451,9 +453,10 @@ def test_a_half_resolution_student_exports_in_its_blocks(checkpoints, tmp_path, 
     assert psnr(OnnxSharpener(fp32)(img).copy(), OnnxSharpener(int8)(img)) > 35
 
 
-def test_unfold_is_the_inverse_of_fold_for_repconv_and_context():
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_unfold_is_the_inverse_of_fold_for_repconv_and_context(kernel):
     torch.manual_seed(0)
-    student = Student(StudentConfig(channels=8, blocks=1, scale=2, context=8, expand=8))
+    student = Student(StudentConfig(channels=8, blocks=1, scale=2, context=8, expand=8, kernel=kernel))
     with torch.no_grad():
         for p in student.parameters():
             p.normal_(0, 0.1)
