@@ -59,7 +59,7 @@ def test_shipped_int8_models_compute_the_same_on_every_x86_cpu(name: str) -> Non
     assert int16_overflows(onnx.load(str(WEIGHTS / name))) == []
 
 
-# The fast tier sees 10 pixels across, too few to undo much of this defocus (weights/README.md).
+# The fast tier sees 18 pixels across, too few to undo much of this defocus (weights/README.md).
 @pytest.mark.parametrize(
     ("name", "gain"),
     [
