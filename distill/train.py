@@ -351,7 +351,8 @@ def train(cfg: TrainConfig) -> Path:
         fix = (
             "pass a new --out or the matching --model options"
             if source == last
-            else "pass --init of the same architecture, or of the same one with no or a narrower context branch or smaller kernels"
+            else "pass --init of the same architecture, or of the same one with no or a narrower context "
+            "branch or smaller kernels"
         )
         raise TrainingError(f"{source} holds a {ckpt['arch']} but this run trains a {describe(model)}; {fix}")
     if source:

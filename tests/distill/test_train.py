@@ -158,18 +158,22 @@ def test_a_checkpoint_from_before_the_context_option_loads_as_it_was(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("expand", [0, 8])  # plain convolutions, or RepConv ones (the branch's 3×3 too)
-def test_a_student_grows_a_context_branch_from_its_checkpoint(tmp_path, expand):
+@pytest.mark.parametrize("growth", [{"context": 8}, {"kernel": 5}])  # a context branch, 5×5 head and tail
+def test_a_student_grows_from_its_checkpoint_with_the_same_picture(tmp_path, expand, growth):
     plain = {"channels": 8, "blocks": 0, "scale": 2, "context": 0, "expand": expand}
-    cfg = tiny_config(tmp_path, kind="student", model=plain, steps=20, out=str(tmp_path / "plain"))
+    cfg = tiny_config(tmp_path, kind="student", model=plain, steps=20, lr=1e-2, out=str(tmp_path / "plain"))
     before = model_from_checkpoint(train(cfg))
-    grown_cfg = replace(cfg, model=plain | {"context": 8}, steps=0, init=str(tmp_path / "plain" / "last.pt"))
+    grown_cfg = replace(cfg, model=plain | growth, steps=0, init=str(tmp_path / "plain" / "last.pt"))
     grown = model_from_checkpoint(train(replace(grown_cfg, out=str(tmp_path / "grown"))))
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
         assert not torch.allclose(before(x), x, atol=1e-3)  # trained: not the identity it started as
         assert torch.allclose(grown(x), before(x), atol=1e-3)  # the same picture (fp16 checkpoints) until it trains
-    with pytest.raises(TrainingError, match="no or a narrower context branch or smaller kernels"):  # only a branch may be added or widened
-        train(replace(grown_cfg, model=plain | {"channels": 16, "context": 8}, out=str(tmp_path / "wider")))
+    refusal = "no or a narrower context branch or smaller kernels"
+    with pytest.raises(TrainingError, match=refusal):  # only the branch and kernels grow
+        train(replace(grown_cfg, model=plain | growth | {"channels": 16}, out=str(tmp_path / "wider")))
+    with pytest.raises(TrainingError, match=refusal):  # and never shrink
+        train(replace(cfg, init=str(tmp_path / "grown" / "last.pt"), out=str(tmp_path / "shrunk")))
 
 
 @pytest.mark.slow
@@ -197,22 +201,6 @@ def test_a_trained_context_branch_widens_and_keeps_its_picture(tmp_path):
     rep_ckpt = train(replace(cfg, model=rep, steps=0, out=str(tmp_path / "rep")))
     with pytest.raises(TrainingError, match="trained as RepConv .* cannot be widened"):
         train(replace(wide_cfg, model=rep | {"context": 16}, init=str(rep_ckpt), out=str(tmp_path / "rep16")))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("expand", [0, 8])  # plain convolutions, or RepConv ones
-def test_a_students_kernels_grow_from_3_to_5_and_keep_its_picture(tmp_path, expand):
-    small = {"channels": 8, "blocks": 0, "scale": 2, "context": 0, "expand": expand}
-    cfg = tiny_config(tmp_path, kind="student", model=small, steps=20, lr=1e-2, out=str(tmp_path / "k3"))
-    before = model_from_checkpoint(train(cfg))
-    big = replace(cfg, model=small | {"kernel": 5}, steps=0, init=str(tmp_path / "k3" / "last.pt"))
-    grown = model_from_checkpoint(train(replace(big, out=str(tmp_path / "k5"))))
-    x = torch.rand(1, 3, 32, 48)
-    with torch.no_grad():
-        assert not torch.allclose(before(x), x, atol=1e-3)  # trained: not the identity it started as
-        assert torch.allclose(grown(x), before(x), atol=1e-3)
-    with pytest.raises(TrainingError, match="smaller kernels"):  # never the other way
-        train(replace(cfg, init=str(tmp_path / "k5" / "last.pt"), out=str(tmp_path / "k3again")))
 
 
 @pytest.mark.slow
