@@ -13,8 +13,9 @@ versions, which at equal MACs gained about half as much), on luma only: the pred
 residual is added to R, G and B alike, which changes Y and leaves the chroma (B−Y, R−Y) of the
 input untouched — the public RGB contract for the cost of one channel instead of three. Its
 blocks are re-parameterisable (3×3 + 1×1 + identity branches while training, folded into one 3×3
-conv for export); the shipped tiers have none. With `expand` set, its 3×3 convolutions train as
-RepConv branches, folded the same way (the fast tier). The default and hq tiers add a context branch
+conv for export); the shipped tiers have none. With `expand` set, its head and tail (3×3, or 5×5
+with `kernel`, as in the fast tier) and the branch's 3×3 train as RepConv branches, folded the
+same way (the fast tier). The default and hq tiers add a context branch
 (`Context`) between head and tail instead: depth at a coarser resolution, which the quarter-
 resolution export runs cheaply; the fast tier is a head and a tail only.
 """
@@ -48,9 +49,10 @@ class StudentConfig:
     blocks: int = 0
     scale: int = 2  # pixel-unshuffle factor: the network runs at 1/scale resolution
     context: int = 16  # width of a branch at half the network's resolution (0: none); see Context
-    expand: int = 0  # 3×3 convs train as RepConv with a 1×1 expansion this wide (0: plain convs)
-    # Side of the head's and tail's kernels. At scale 2 a 5×5 costs the INT8 model what a 3×3
-    # does: its quarter-resolution form holds either in one 3×3 over 2×2 blocks (unshuffled_conv).
+    expand: int = 0  # convs train as RepConv with a 1×1 expansion this wide (0: plain convs)
+    # Side of the head's and tail's kernels. Where the INT8 export runs a student at quarter
+    # resolution (bodyless, scale 2, ≤ 16 channels) a 5×5 costs what a 3×3 does: either is one
+    # 3×3 over 2×2 blocks there (unshuffled_conv).
     kernel: int = 3
 
     @property
@@ -317,7 +319,7 @@ class Student(nn.Module):
         return F.pixel_shuffle(self.tail(h), self.cfg.scale), feat
 
     def fold(self) -> None:
-        """Re-parameterise for inference: every multi-branch convolution becomes one 3×3 conv."""
+        """Re-parameterise for inference: every multi-branch convolution becomes one of its size."""
         for block in self.body:
             block.fold()
         for name, module in list(self.named_modules()):

@@ -140,7 +140,7 @@ def activation_ranges(student: Student, images: list[np.ndarray]) -> list[tuple[
 def unfold(student: Student) -> Student:
     """A fresh, unfolded student whose `fold()` gives exactly `student`'s folded convolutions:
     each block's 1×1 branch zero and the identity subtracted from its 3×3 centre tap, each
-    RepConv's folded weights in its 3×3 branch and its other branches' output zero."""
+    RepConv's folded weights in its k×k branch (`conv3`) and its other branches' output zero."""
     out = Student(StudentConfig(**{k: v for k, v in describe(student).items() if k != "kind"}))
     state = student.state_dict()
     reps = [(name, m) for name, m in out.named_modules() if isinstance(m, RepConv)]

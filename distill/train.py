@@ -149,8 +149,8 @@ def _grows(stored: dict[str, Any], arch: dict[str, Any]) -> bool:
     before = _canonical_or_none(stored)
     if before is None or before["kind"] != "student" or arch.get("kind") != "student":
         return False
-    grown = {k: arch[k] for k in ("context", "kernel")}
-    if before | grown != arch or before == arch or any(arch[k] < before[k] for k in grown):
+    growable = {k: arch[k] for k in ("context", "kernel")}
+    if before | growable != arch or before == arch or any(arch[k] < before[k] for k in growable):
         return False
     if 0 < before["context"] < arch["context"] and arch["expand"]:  # the expansion would mix new channels into old
         raise TrainingError(

@@ -421,6 +421,11 @@ def test_a_bodyless_half_resolution_student_runs_at_quarter_resolution():
     torch.nn.init.normal_(with_context.context.out.weight, 0, 0.1)
     with torch.no_grad():  # the branch then reads the quarter-resolution features as they are
         assert torch.allclose(luma_residual_module(with_context)(y), with_context.luma_residual(y)[0], atol=1e-5)
+    five = Student(StudentConfig(channels=8, blocks=0, scale=2, context=8, kernel=5)).eval()
+    for p in five.parameters():  # trained weights everywhere, the 5×5 taps' outer ring included
+        torch.nn.init.normal_(p, 0, 0.1)
+    with torch.no_grad():
+        assert torch.allclose(luma_residual_module(five)(y), five.luma_residual(y)[0], atol=1e-5)
     with_body = Student(StudentConfig(channels=8, blocks=1, scale=2, context=0))
     assert luma_residual_module(with_body).size_multiple == 2  # its body stays at 1/2 resolution
     wide = Student(StudentConfig(channels=24, blocks=0, scale=2, context=0))
