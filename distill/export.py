@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distill.curves import read_metrics
 from distill.models import SelfEnsemble, Student, describe
 from distill.train import AVERAGED_KEY, TrainingError, load_checkpoint, model_from_checkpoint
 from vcam import contract
@@ -202,7 +203,7 @@ def run_facts(checkpoint: str | Path) -> dict[str, Any]:
     facts: dict[str, Any] = {"training": training}
     metrics = Path(checkpoint).parent / "metrics.jsonl"
     if metrics.is_file():
-        scores = [row for row in map(json.loads, metrics.read_text().splitlines()) if "val_psnr" in row]
+        scores = [row for row in read_metrics(metrics) if "val_psnr" in row]
         if scores:
             last = scores[-1]
             facts["validation"] = {

@@ -191,8 +191,13 @@ def finetune(checkpoint: str | Path, out: str | Path, cfg: QatConfig = QatConfig
         if step % 200 == 0:
             log.info("qat step %d/%d loss %.4f", step, cfg.steps, loss.item())
     scores["int8_after"] = validate(quantized, val, "cpu")
-    qat = {"steps": cfg.steps, "lr": cfg.lr, "crop": cfg.crop, "pool": cfg.pool}
-    qat["val_psnr_simulated_int8"] = round(scores["int8_after"], 3)
+    qat = {
+        "steps": cfg.steps,
+        "lr": cfg.lr,
+        "crop": cfg.crop,
+        "pool": cfg.pool,
+        "val_psnr_simulated_int8": round(scores["int8_after"], 3),
+    }
     state = {
         "arch": source["arch"],
         "model": unfold(student).state_dict(),
