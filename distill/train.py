@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -406,7 +407,12 @@ def train(cfg: TrainConfig) -> Path:
     per_rank = cfg.batch // world
     probe = to_tensor_batch(pool.degraded[:per_rank]).to(device)
     bar = tqdm(total=cfg.steps, initial=step, disable=not main, dynamic_ncols=True)
-    t0, last_save = time.time() - elapsed, time.time()
+    last_save = last_step_end = time.time()
+    step_seconds = 0.0
+    # A SIGSTOP pause (another job took the cores; SIGCONT ends it) is not training time: the
+    # step it fell in counts as long as the one before it, so the curves' hours stay honest.
+    continued = threading.Event()
+    previous_sigcont = signal.signal(signal.SIGCONT, lambda *_: continued.set())
     previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill = Ctrl-C: save first
     try:
         while step < cfg.steps:
@@ -439,7 +445,12 @@ def train(cfg: TrainConfig) -> Path:
                     for pa, pm in zip(averaged.parameters(), model.parameters()):
                         pa.lerp_(pm, 1 - average_decay_at(cfg, step))
             step += 1
-            elapsed = time.time() - t0
+            now = time.time()
+            if not continued.is_set() or not step_seconds:
+                step_seconds = now - last_step_end
+            continued.clear()
+            elapsed += step_seconds
+            last_step_end = now
             bar.update(1)
             if main and step % 10 == 0:
                 row = {"step": step, "time": round(elapsed, 1), "lr": lr_at(cfg, step, start), "loss": loss.item()}
@@ -472,6 +483,7 @@ def train(cfg: TrainConfig) -> Path:
         raise
     finally:
         signal.signal(signal.SIGTERM, previous_sigterm)
+        signal.signal(signal.SIGCONT, previous_sigcont)
         bar.close()
         if metrics:
             metrics.close()

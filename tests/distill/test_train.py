@@ -362,6 +362,34 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
 
 
 @pytest.mark.slow
+def test_a_sigstop_pause_is_not_counted_as_training_time(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=100000)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
+        time.sleep(0.2)
+    began = time.time()
+    proc.send_signal(signal.SIGSTOP)
+    time.sleep(4)
+    proc.send_signal(signal.SIGCONT)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    wall = time.time() - began
+    assert proc.returncode == 130, err
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    counted = load_checkpoint(out / "last.pt")["elapsed"] - rows[0]["time"]
+    # Wall time since the first row holds the 4 s pause; the hours of training must not.
+    assert counted < wall - 3, (counted, wall)
+
+
+@pytest.mark.slow
 def test_cli_reports_bad_input_in_one_line(tmp_path):
     r = subprocess.run(
         [sys.executable, "-m", "distill", "train", "--train-dir", str(tmp_path / "nope"), "--out", str(tmp_path / "o")],
