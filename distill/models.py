@@ -42,8 +42,9 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    """The shipped default tier: a head, a context branch and a tail at half resolution
-    (weights/README.md)."""
+    """The shipped default tier's design: a head, a context branch and a tail at half resolution
+    (weights/README.md). Students train from scratch with 3×3 kernels; the shipped default and
+    fast tiers were grown to 5×5 afterwards (`distill train --init`)."""
 
     channels: int = 16
     blocks: int = 0
