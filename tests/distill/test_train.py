@@ -331,13 +331,11 @@ def _cli(tmp_path, *extra, steps=400):
     ]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
-    out = tmp_path / "run"
+def _training(tmp_path, out):
+    """A long `distill train` in a subprocess, returned once it has written its first metrics."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=100000)],
-        stdout=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -345,6 +343,14 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
         time.sleep(0.2)
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
+    out = tmp_path / "run"
+    proc = _training(tmp_path, out)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -364,16 +370,7 @@ def test_interrupt_saves_a_checkpoint_that_resumes(tmp_path, sig):
 @pytest.mark.slow
 def test_a_sigstop_pause_is_not_counted_as_training_time(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "distill", *_cli(tmp_path, "--out", str(out), steps=100000)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    metrics = out / "metrics.jsonl"
-    deadline = time.time() + 60
-    while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
-        time.sleep(0.2)
+    proc = _training(tmp_path, out)
     began = time.time()
     proc.send_signal(signal.SIGSTOP)
     time.sleep(4)
@@ -383,7 +380,7 @@ def test_a_sigstop_pause_is_not_counted_as_training_time(tmp_path):
     _, err = proc.communicate(timeout=30)
     wall = time.time() - began
     assert proc.returncode == 130, err
-    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     counted = load_checkpoint(out / "last.pt")["elapsed"] - rows[0]["time"]
     # Wall time since the first row holds the 4 s pause; the hours of training must not.
     assert counted < wall - 3, (counted, wall)
