@@ -11,6 +11,7 @@ to 7 bits so that every x86 kernel computes the same integers (`int16_overflows`
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -189,8 +190,9 @@ def onnx_session(path: str | Path) -> ort.InferenceSession:
 
 def run_facts(checkpoint: str | Path) -> dict[str, Any]:
     """What the checkpoint knows of its training run, for the model's metadata: the training
-    settings and steps from the checkpoint itself, and the last validation score from the
-    run's metrics.jsonl beside it (absent for a weights-only copy)."""
+    settings and steps from the checkpoint itself, and the run's last validation score at or
+    before the checkpoint's step from the metrics.jsonl beside it (a best.pt's own score, not
+    that of the steps the run went on to; absent for a weights-only copy)."""
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt.get("config") or {}
     distilled = bool(cfg.get("teacher"))
@@ -203,7 +205,8 @@ def run_facts(checkpoint: str | Path) -> dict[str, Any]:
     facts: dict[str, Any] = {"training": training}
     metrics = Path(checkpoint).parent / "metrics.jsonl"
     if metrics.is_file():
-        scores = [row for row in read_metrics(metrics) if "val_psnr" in row]
+        step = ckpt.get("step") or math.inf
+        scores = [row for row in read_metrics(metrics) if "val_psnr" in row and row["step"] <= step]
         if scores:
             last = scores[-1]
             facts["validation"] = {

@@ -15,6 +15,7 @@ from distill.export import (
     luma_residual_module,
     onnx_session,
     quantize_luma8,
+    run_facts,
     slim_checkpoint,
     unshuffled_conv,
 )
@@ -73,6 +74,19 @@ def test_export_records_the_runs_own_training_and_validation_facts(checkpoints, 
     assert validation["step"] == last["step"] == 30 and validation["set"] == str(tmp / "val")
     assert validation["psnr"] == round(last["val_psnr"], 3)
     assert meta["vcam.hardware"] == "test machine"
+
+
+@pytest.mark.slow
+def test_a_best_checkpoint_records_its_own_validation_not_the_later_steps(checkpoints, tmp_path):
+    _, _, student = checkpoints
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "best.pt").write_bytes(student.read_bytes())  # step 30
+    later = {"step": 40, "time": 9.0, "val_psnr": 99.0, "input_psnr": 20.0}
+    metrics = (student.parent / "metrics.jsonl").read_text() + json.dumps(later) + "\n"
+    (run / "metrics.jsonl").write_text(metrics)
+    validation = run_facts(run / "best.pt")["validation"]
+    assert validation["step"] == 30 and validation["psnr"] != 99.0
 
 
 def test_facts_may_not_replace_what_the_export_writes(tmp_path):
