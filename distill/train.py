@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -408,11 +407,17 @@ def train(cfg: TrainConfig) -> Path:
     probe = to_tensor_batch(pool.degraded[:per_rank]).to(device)
     bar = tqdm(total=cfg.steps, initial=step, disable=not main, dynamic_ncols=True)
     last_save = last_step_end = time.time()
-    step_seconds = 0.0
-    # A SIGSTOP pause (another job took the cores; SIGCONT ends it) is not training time: the
-    # step it fell in counts as long as the one before it, so the curves' hours stay honest.
-    continued = threading.Event()
-    previous_sigcont = signal.signal(signal.SIGCONT, lambda *_: continued.set())
+    step_seconds = resumed_at = 0.0
+    # A SIGSTOP pause (another job took the cores) is not training time: the step during which
+    # SIGCONT ended it counts as long as the one before it. The handler only stamps the time (no
+    # locks in a signal handler); a pause lies within the one step whose interval holds the
+    # stamp. On rank 0, waiting for a paused other rank still counts.
+
+    def on_sigcont(*_: Any) -> None:
+        nonlocal resumed_at
+        resumed_at = time.time()
+
+    previous_sigcont = signal.signal(signal.SIGCONT, on_sigcont)
     previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill = Ctrl-C: save first
     try:
         while step < cfg.steps:
@@ -446,9 +451,8 @@ def train(cfg: TrainConfig) -> Path:
                         pa.lerp_(pm, 1 - average_decay_at(cfg, step))
             step += 1
             now = time.time()
-            if not continued.is_set() or not step_seconds:
+            if not last_step_end < resumed_at <= now:
                 step_seconds = now - last_step_end
-            continued.clear()
             elapsed += step_seconds
             last_step_end = now
             bar.update(1)

@@ -343,6 +343,7 @@ def _training(tmp_path, out):
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
         time.sleep(0.2)
+    assert metrics.exists() and metrics.stat().st_size > 0, "the run wrote no metrics within 60 s"
     return proc
 
 
@@ -377,8 +378,8 @@ def test_a_sigstop_pause_is_not_counted_as_training_time(tmp_path):
     proc.send_signal(signal.SIGCONT)
     time.sleep(1)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=30)
     wall = time.time() - began
+    _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     counted = load_checkpoint(out / "last.pt")["elapsed"] - rows[0]["time"]
