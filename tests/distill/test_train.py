@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from support.distill_fixtures import TINY_STUDENT, tiny_config, write_images
 
+from distill.curves import read_metrics
 from distill.data import DataError, make_pool, to_tensor_batch, write_atomically
 from distill.models import build, describe
 from distill.train import (
@@ -381,8 +382,7 @@ def test_a_sigstop_pause_is_not_counted_as_training_time(tmp_path):
     wall = time.time() - began
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    counted = load_checkpoint(out / "last.pt")["elapsed"] - rows[0]["time"]
+    counted = load_checkpoint(out / "last.pt")["elapsed"] - read_metrics(out / "metrics.jsonl")[0]["time"]
     # Wall time since the first row holds the 4 s pause; the hours of training must not.
     assert counted < wall - 3, (counted, wall)
 
