@@ -71,6 +71,10 @@ def train(
     checkpoint_minutes: float = typer.Option(TRAIN.checkpoint_minutes),
     seed: int = typer.Option(TRAIN.seed),
     threads: int = typer.Option(TRAIN.threads, help="Torch CPU threads (0 = default)."),
+    precision: str = typer.Option(
+        TRAIN.precision,
+        help="bf16 (autocast; fp32 weights), fp32, or auto: bf16 on CUDA and on CPUs with AMX, where it is native.",
+    ),
     teacher: Path | None = typer.Option(
         None, help="Teacher checkpoint: distil from it. Without it the student learns from ground truth alone."
     ),
@@ -111,6 +115,7 @@ def train(
         checkpoint_minutes=checkpoint_minutes,
         seed=seed,
         threads=threads,
+        precision=precision,
         teacher=str(teacher or ""),
         init=str(init or ""),
         w_gt=w_gt,

@@ -10,7 +10,8 @@ outputs (and features, when mimicked) are computed once over the fixed crop pool
 costs the same as a plain one; with `cfg.teacher` empty the identical student trains on the clean
 targets alone (the ablation).
 
-Runs single-process or under `torchrun` (DDP: gloo on CPU, NCCL on GPU; bf16 autocast on GPU).
+Runs single-process or under `torchrun` (DDP: gloo on CPU, NCCL on GPU), in bf16 autocast where the
+hardware computes bf16 natively (`precision`).
 A checkpoint (`last.pt`) is written every few minutes, on Ctrl-C or SIGTERM and at the end;
 running the same command again resumes from it. It is small enough to commit, so that a long run
 outlives the machine it started on: the weights and their running average in fp16, no optimiser
@@ -43,6 +44,7 @@ from distill.curves import curves_path, plot_curves
 from distill.data import Pool, benchmark_set, image_paths, make_pool, to_tensor_batch, write_atomically
 from distill.metrics import psnr
 from distill.models import Student, build, canonical, describe
+from vcam.cpu import cpu_flags
 from vcam.paths import user_cache_dir
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class TrainConfig:
     checkpoint_minutes: float = 3.0
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    precision: str = "auto"  # 'bf16', 'fp32', or 'auto': bf16 on CUDA and on CPUs with AMX (uses_bf16)
     teacher: str = ""  # teacher checkpoint → distillation; empty → ground truth only
     init: str = ""  # checkpoint whose weights a new run starts from (ignored when resuming)
     w_gt: float = 1.0
@@ -93,6 +96,19 @@ def lr_at(cfg: TrainConfig, step: int, start: int = 0) -> float:
     t = max(0, step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     cosine = 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
     return cfg.lr * cosine * min(1.0, (step - start + 1) / cfg.warmup)
+
+
+def uses_bf16(precision: str, device: str) -> bool:
+    """Whether a run computes in bf16 autocast (the weights, their average and the loss stay fp32).
+
+    'auto' takes bf16 where the hardware computes it natively: CUDA GPUs, and CPUs with AMX, on
+    which oneDNN's bf16 convolutions train the teacher about four times as fast as fp32. Other
+    CPUs would emulate it, slower than fp32."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise TrainingError(f"--precision {precision} is not one of auto, bf16, fp32")
+    if precision == "auto":
+        return device.startswith("cuda") or "amx_bf16" in cpu_flags()
+    return precision == "bf16"
 
 
 def average_decay_at(cfg: TrainConfig, step: int) -> float:
@@ -309,6 +325,7 @@ def train(cfg: TrainConfig) -> Path:
             f"--w-feat mimics the teacher's 1/4-resolution features, and a scale-{model.cfg.scale} student's "
             "are at another resolution; pass --w-feat 0"
         )
+    bf16 = uses_bf16(cfg.precision, device)
     for option, path in (("--teacher", cfg.teacher), ("--init", cfg.init)):
         if path and not Path(path).is_file():
             raise TrainingError(f"{option} {path} does not exist; pass a checkpoint written by `distill train`")
@@ -359,6 +376,8 @@ def train(cfg: TrainConfig) -> Path:
         _load(model, ckpt["model"], grown)
         if adapter is not None and ckpt.get("adapter"):
             adapter.load_state_dict(ckpt["adapter"])
+    # oneDNN's and cuDNN's convolutions run fastest on NHWC tensors (students' steps by 1.6× on CPU).
+    model.to(memory_format=torch.channels_last)
     averaged = copy.deepcopy(model).eval().requires_grad_(False) if cfg.average_decay else None
     if averaged is not None and ckpt.get(AVERAGED_KEY):
         _load(averaged, ckpt[AVERAGED_KEY], grown)
@@ -402,7 +421,9 @@ def train(cfg: TrainConfig) -> Path:
     # ---- loop ------------------------------------------------------------------------------
     # Line-buffered, readable live; other ranks write to nowhere.
     metrics = (out / "metrics.jsonl").open("a", buffering=1) if main else open(os.devnull, "w")
-    autocast = torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda"))
+    autocast = torch.autocast(device.split(":")[0], torch.bfloat16, enabled=bf16)
+    if main:
+        log.info("computing in %s", "bf16 autocast" if bf16 else "fp32")
     per_rank = cfg.batch // world
     probe = to_tensor_batch(pool.degraded[:per_rank]).to(device)
     bar = tqdm(total=cfg.steps, initial=step, disable=not main, dynamic_ncols=True)
@@ -423,8 +444,8 @@ def train(cfg: TrainConfig) -> Path:
         while step < cfg.steps:
             # Batches depend only on (seed, rank, step): a resumed run draws what it would have.
             idx = np.sort(np.random.default_rng([cfg.seed, rank, step]).integers(0, len(pool), per_rank))
-            x = to_tensor_batch(pool.degraded[idx]).to(device)
-            y = to_tensor_batch(pool.clean[idx]).to(device)
+            x = to_tensor_batch(pool.degraded[idx]).to(device, memory_format=torch.channels_last)
+            y = to_tensor_batch(pool.clean[idx]).to(device, memory_format=torch.channels_last)
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step, start)
             with autocast:

@@ -45,8 +45,8 @@ def isa_class(flags: set[str], machine: str) -> str:
     return next((name for flag, name in ISA_CLASSES if flag in flags), "x86-64 without AVX2")
 
 
-def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> CpuInfo:
-    """The CPU from /proc/cpuinfo (Linux); elsewhere the platform's name for it, no flags."""
+def _fields(cpuinfo: str | Path) -> tuple[str, set[str], dict[str, str]]:
+    """The first CPU's model name, flags and family/model ids from a /proc/cpuinfo file."""
     model, flags, ids = "", set[str](), dict[str, str]()
     try:
         text = Path(cpuinfo).read_text()
@@ -61,6 +61,17 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> CpuInfo:
             flags = set(value.split())
         elif key in ("cpu family", "model") and key not in ids:
             ids[key] = value.strip()
+    return model, flags, ids
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The CPU's feature flags as Linux names them (`amx_bf16`, `avx2`, ...); empty elsewhere."""
+    return _fields(cpuinfo)[1]
+
+
+def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> CpuInfo:
+    """The CPU from /proc/cpuinfo (Linux); elsewhere the platform's name for it, no flags."""
+    model, flags, ids = _fields(cpuinfo)
     machine = platform.machine()
     generation = f"family {ids['cpu family']} model {ids['model']}" if len(ids) == 2 else ""
     return CpuInfo(

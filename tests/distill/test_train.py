@@ -61,9 +61,12 @@ def test_average_decay_warms_up_to_the_configured_value():
 
 
 @pytest.mark.slow
-def test_teacher_training_lowers_the_loss(tmp_path):
-    cfg = tiny_config(tmp_path, steps=100)
-    last = train(cfg)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_teacher_training_lowers_the_loss(tmp_path, caplog, precision):
+    cfg = tiny_config(tmp_path, steps=100, precision=precision)
+    with caplog.at_level("INFO", logger="distill.train"):
+        last = train(cfg)
+    assert f"computing in {precision}" in caplog.text
     ckpt = load_checkpoint(last)
     assert ckpt["step"] == 100
     untrained = pool_l1(torch.nn.Identity(), cfg)  # untrained nets are the identity
@@ -505,6 +508,7 @@ def test_train_checks_its_options_before_building_the_pool(tmp_path):
     _one_line_error(_distill("train", "--kind", "foo", *common), "foo")
     _one_line_error(_distill("train", "--kind", "student", "--model", '{"wings": 2}', *common), "wings")
     _one_line_error(_distill("train", "--teacher", tmp_path / "none.pt", *common), "--teacher")
+    _one_line_error(_distill("train", "--precision", "fp16", *common), "--precision fp16")
     assert not (tmp_path / "c").exists()  # nothing built, nothing cached
 
 

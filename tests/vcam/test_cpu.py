@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from vcam.cpu import CpuInfo, cpu_info, isa_class
+from vcam.cpu import CpuInfo, cpu_flags, cpu_info, isa_class
 
 
 def test_isa_class_is_the_most_capable_int8_instruction_set():
@@ -26,8 +26,10 @@ def test_cpu_info_reads_model_and_flags(tmp_path: Path):
         assert info.isa == "AVX2"
     assert info.generation == "family 25 model 80"
     assert info.describe().startswith("AMD Ryzen 7 5800U (family 25 model 80; ") and info.cores >= 1
+    assert cpu_flags(tmp_path / "cpuinfo") == {"fpu", "sse2", "avx", "avx2", "fma"}
 
 
 def test_cpu_info_without_proc_still_names_something(tmp_path: Path):
     info = cpu_info(tmp_path / "missing")
     assert info.model and info.isa
+    assert cpu_flags(tmp_path / "missing") == set()
