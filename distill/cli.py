@@ -82,7 +82,7 @@ def train(
         None,
         help="Start a new run from this checkpoint's weights (e.g. weights/teacher.pt), of the same network or of "
         "the student --model grows: a context branch added or widened (one trained with expand 0), or 3×3 head "
-        "and tail grown to kernel 5; a run that resumes ignores it.",
+        "and tail grown to kernel 5, or a teacher --model deepens by residual blocks; a run that resumes ignores it.",
     ),
     w_gt: float = typer.Option(TRAIN.w_gt, help="Weight of L1(student, ground truth)."),
     w_kd: float = typer.Option(TRAIN.w_kd, help="Weight of L1(student, teacher)."),

@@ -74,6 +74,12 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.relu(self.conv1(x)))
 
+    def identity_(self) -> None:
+        """Compute the identity (a block added to a trained teacher); conv1 stays random, so
+        gradients reach it as soon as conv2 leaves zero."""
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
 
 class Up(nn.Module):
     """1×1 conv then pixel-shuffle: no checkerboard artefacts, cheaper than a transposed conv."""

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from distill.curves import curves_path, plot_curves
 from distill.data import Pool, benchmark_set, image_paths, make_pool, to_tensor_batch, write_atomically
 from distill.metrics import psnr
-from distill.models import Student, build, canonical, describe
+from distill.models import ResBlock, Student, build, canonical, describe
 from vcam.cpu import cpu_flags
 from vcam.paths import user_cache_dir
 
@@ -159,12 +159,16 @@ def _canonical_or_none(arch: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _grows(stored: dict[str, Any], arch: dict[str, Any]) -> bool:
-    """Whether `arch` is the stored student grown: a context branch added or widened, or larger
-    head and tail kernels. Its weights then start from the stored ones and it computes the same
-    picture, which is cheaper than training the larger network from scratch."""
+    """Whether `arch` is the stored network grown: a student's context branch added or widened, or
+    larger head and tail kernels; a teacher's stages deepened by residual blocks. Its weights then
+    start from the stored ones and it computes the same picture, which is cheaper than training
+    the larger network from scratch."""
     before = _canonical_or_none(stored)
-    if before is None or before["kind"] != "student" or arch.get("kind") != "student":
+    if before is None or before["kind"] != arch.get("kind"):
         return False
+    if before["kind"] == "teacher":
+        old, new = tuple(before["blocks"]), tuple(arch["blocks"])
+        return before["width"] == arch["width"] and old != new and all(a <= b for a, b in zip(old, new))
     growable = {k: arch[k] for k in ("context", "kernel")}
     if before | growable != arch or before == arch or any(arch[k] < before[k] for k in growable):
         return False
@@ -180,7 +184,8 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], grown: bool) -> None
     """Load weights. A grown student lacks its context branch's, which keeps that branch's no-op
     start; a widened branch takes the stored weights in its first channels, and the new channels
     start fresh but unheard (zero weights into the old channels and out of the branch); larger
-    kernels take the stored ones in their centre taps, the taps around them zero."""
+    kernels take the stored ones in their centre taps, the taps around them zero. A deepened
+    teacher's new residual blocks, appended to their stages, start as the identity."""
     own = model.state_dict()
     if grown and any(k in own and own[k].shape != v.shape for k, v in state.items()):
         wide = {}
@@ -197,7 +202,14 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], grown: bool) -> None
             wide["context.mid.weight"][:old, old:] = 0
         state = wide
     missing, unexpected = model.load_state_dict(state, strict=not grown)
-    if unexpected or any(not k.startswith("context.") for k in missing):
+    new_blocks = tuple(
+        f"{name}." for name, m in model.named_modules() if isinstance(m, ResBlock) and f"{name}.conv1.weight" in missing
+    )
+    for name, m in model.named_modules():
+        if f"{name}." in new_blocks:
+            assert isinstance(m, ResBlock)
+            m.identity_()
+    if unexpected or any(not k.startswith(("context.", *new_blocks)) for k in missing):
         raise TrainingError(f"the checkpoint's weights do not fit this network ({(unexpected or missing)[0]})")
 
 
@@ -369,7 +381,7 @@ def train(cfg: TrainConfig) -> Path:
             "pass a new --out or the matching --model options"
             if source == last
             else "pass --init of the same architecture, or of the same one with no or a narrower context "
-            "branch or smaller kernels"
+            "branch or smaller kernels, or a teacher with fewer blocks"
         )
         raise TrainingError(f"{source} holds a {ckpt['arch']} but this run trains a {describe(model)}; {fix}")
     if source:

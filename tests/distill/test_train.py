@@ -181,6 +181,24 @@ def test_a_student_grows_from_its_checkpoint_with_the_same_picture(tmp_path, exp
 
 
 @pytest.mark.slow
+def test_a_teacher_deepens_from_its_checkpoint_with_the_same_picture(tmp_path):
+    cfg = tiny_config(tmp_path, steps=20, lr=1e-2, out=str(tmp_path / "shallow"))
+    before = model_from_checkpoint(train(cfg))
+    deep_cfg = replace(cfg, model={"width": 8, "blocks": [1, 2, 3]}, init=str(tmp_path / "shallow" / "last.pt"))
+    start = model_from_checkpoint(train(replace(deep_cfg, steps=0, out=str(tmp_path / "start"))))
+    trained = model_from_checkpoint(train(replace(deep_cfg, out=str(tmp_path / "deep"))))
+    x = torch.rand(1, 3, 32, 48)
+    with torch.no_grad():
+        assert not torch.allclose(before(x), x, atol=1e-3)  # trained: not the identity it started as
+        assert torch.allclose(start(x), before(x), atol=1e-3)  # the new blocks start as the identity
+    assert trained.state_dict()["mid.2.conv2.weight"].abs().sum() > 0  # and then learn
+    with pytest.raises(TrainingError, match="a teacher with fewer blocks"):  # never shallower, nor wider
+        train(replace(cfg, init=str(tmp_path / "deep" / "last.pt"), out=str(tmp_path / "shallower")))
+    with pytest.raises(TrainingError, match="a teacher with fewer blocks"):
+        train(replace(deep_cfg, model={"width": 16, "blocks": [1, 2, 3]}, out=str(tmp_path / "wider")))
+
+
+@pytest.mark.slow
 def test_a_trained_context_branch_widens_and_keeps_its_picture(tmp_path):
     """The new channels start unheard, then learn: a wider hq from the shipped one's weights.
     Both the raw weights and their running average (what export uses) keep their picture."""
