@@ -73,7 +73,7 @@ def train(
     threads: int = typer.Option(TRAIN.threads, help="Torch CPU threads (0 = default)."),
     precision: str = typer.Option(
         TRAIN.precision,
-        help="bf16 (autocast; fp32 weights), fp32, or auto: bf16 on CUDA and on CPUs with AMX, where it is native.",
+        help="bf16 (autocast; fp32 weights), fp32, or auto: bf16 on CUDA and on CPUs with AMX, fp32 elsewhere.",
     ),
     teacher: Path | None = typer.Option(
         None, help="Teacher checkpoint: distil from it. Without it the student learns from ground truth alone."

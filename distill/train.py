@@ -10,8 +10,8 @@ outputs (and features, when mimicked) are computed once over the fixed crop pool
 costs the same as a plain one; with `cfg.teacher` empty the identical student trains on the clean
 targets alone (the ablation).
 
-Runs single-process or under `torchrun` (DDP: gloo on CPU, NCCL on GPU), in bf16 autocast where the
-hardware computes bf16 natively (`precision`).
+Runs single-process or under `torchrun` (DDP: gloo on CPU, NCCL on GPU), in bf16 autocast on GPUs
+and on CPUs with AMX (`precision`).
 A checkpoint (`last.pt`) is written every few minutes, on Ctrl-C or SIGTERM and at the end;
 running the same command again resumes from it. It is small enough to commit, so that a long run
 outlives the machine it started on: the weights and their running average in fp16, no optimiser
@@ -101,9 +101,9 @@ def lr_at(cfg: TrainConfig, step: int, start: int = 0) -> float:
 def uses_bf16(precision: str, device: str) -> bool:
     """Whether a run computes in bf16 autocast (the weights, their average and the loss stay fp32).
 
-    'auto' takes bf16 where the hardware computes it natively: CUDA GPUs, and CPUs with AMX, on
-    which oneDNN's bf16 convolutions train the teacher about four times as fast as fp32. Other
-    CPUs would emulate it, slower than fp32."""
+    'auto' takes bf16 on CUDA GPUs and on CPUs with AMX, on which oneDNN's bf16 convolutions
+    train the teacher about four times as fast as fp32; on other CPUs bf16 has not been measured
+    faster (without AVX-512 BF16 it is emulated), so they stay in fp32."""
     if precision not in ("auto", "bf16", "fp32"):
         raise TrainingError(f"--precision {precision} is not one of auto, bf16, fp32")
     if precision == "auto":
@@ -168,7 +168,8 @@ def _grows(stored: dict[str, Any], arch: dict[str, Any]) -> bool:
         return False
     if before["kind"] == "teacher":
         old, new = tuple(before["blocks"]), tuple(arch["blocks"])
-        return before["width"] == arch["width"] and old != new and all(a <= b for a, b in zip(old, new))
+        same_otherwise = before | {"blocks": new} == arch | {"blocks": new}
+        return same_otherwise and old != new and all(a <= b for a, b in zip(old, new))
     growable = {k: arch[k] for k in ("context", "kernel")}
     if before | growable != arch or before == arch or any(arch[k] < before[k] for k in growable):
         return False
@@ -416,7 +417,7 @@ def train(cfg: TrainConfig) -> Path:
             return
         state = {
             "arch": describe(model),
-            "config": asdict(cfg),
+            "config": asdict(cfg) | {"precision": "bf16" if bf16 else "fp32"},  # what `auto` chose
             "model": half(model),
             "adapter": half(adapter),
             AVERAGED_KEY: half(averaged),

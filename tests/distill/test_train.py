@@ -25,6 +25,7 @@ from distill.train import (
     model_from_checkpoint,
     teacher_targets,
     train,
+    uses_bf16,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,18 +62,30 @@ def test_average_decay_warms_up_to_the_configured_value():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_teacher_training_lowers_the_loss(tmp_path, caplog, precision):
-    cfg = tiny_config(tmp_path, steps=100, precision=precision)
-    with caplog.at_level("INFO", logger="distill.train"):
+def test_teacher_training_lowers_the_loss_in_fp32_and_in_bf16(tmp_path):
+    trained = {}
+    for precision in ("fp32", "bf16"):
+        cfg = tiny_config(tmp_path, steps=100, precision=precision, out=str(tmp_path / precision))
         last = train(cfg)
-    assert f"computing in {precision}" in caplog.text
-    ckpt = load_checkpoint(last)
-    assert ckpt["step"] == 100
-    untrained = pool_l1(torch.nn.Identity(), cfg)  # untrained nets are the identity
-    assert pool_l1(model_from_checkpoint(last), cfg) < 0.97 * untrained
-    rows = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
-    assert any("val_psnr" in r for r in rows) and (Path(cfg.out) / "curves.png").stat().st_size > 0
+        ckpt = load_checkpoint(last)
+        assert ckpt["step"] == 100 and ckpt["config"]["precision"] == precision
+        untrained = pool_l1(torch.nn.Identity(), cfg)  # untrained nets are the identity
+        trained[precision] = model_from_checkpoint(last)
+        assert pool_l1(trained[precision], cfg) < 0.97 * untrained
+        rows = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+        assert any("val_psnr" in r for r in rows) and (Path(cfg.out) / "curves.png").stat().st_size > 0
+    # The same seed and batches: only bf16 arithmetic makes the weights differ (autocast did run).
+    fp32, bf16 = (trained[p].state_dict()["head.weight"] for p in ("fp32", "bf16"))
+    assert not torch.equal(fp32, bf16) and torch.allclose(fp32, bf16, atol=0.05)
+
+
+def test_auto_precision_is_bf16_on_gpus_and_on_cpus_with_amx(monkeypatch):
+    monkeypatch.setattr("distill.train.cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert not uses_bf16("auto", "cpu") and uses_bf16("auto", "cuda:0") and uses_bf16("bf16", "cpu")
+    monkeypatch.setattr("distill.train.cpu_flags", lambda: {"avx2", "amx_tile", "amx_bf16"})
+    assert uses_bf16("auto", "cpu") and not uses_bf16("fp32", "cpu")
+    with pytest.raises(TrainingError, match="--precision fp16 is not one of"):
+        uses_bf16("fp16", "cpu")
 
 
 @pytest.mark.slow
@@ -182,15 +195,18 @@ def test_a_student_grows_from_its_checkpoint_with_the_same_picture(tmp_path, exp
 
 @pytest.mark.slow
 def test_a_teacher_deepens_from_its_checkpoint_with_the_same_picture(tmp_path):
-    cfg = tiny_config(tmp_path, steps=20, lr=1e-2, out=str(tmp_path / "shallow"))
-    before = model_from_checkpoint(train(cfg))
-    deep_cfg = replace(cfg, model={"width": 8, "blocks": [1, 2, 3]}, init=str(tmp_path / "shallow" / "last.pt"))
-    start = model_from_checkpoint(train(replace(deep_cfg, steps=0, out=str(tmp_path / "start"))))
+    cfg = tiny_config(tmp_path, steps=20, lr=1e-2, average_decay=0.9, out=str(tmp_path / "shallow"))
+    shallow = train(cfg)
+    deep_cfg = replace(cfg, model={"width": 8, "blocks": [1, 2, 3]}, init=str(shallow))
+    start = train(replace(deep_cfg, steps=0, out=str(tmp_path / "start")))
     trained = model_from_checkpoint(train(replace(deep_cfg, out=str(tmp_path / "deep"))))
     x = torch.rand(1, 3, 32, 48)
     with torch.no_grad():
-        assert not torch.allclose(before(x), x, atol=1e-3)  # trained: not the identity it started as
-        assert torch.allclose(start(x), before(x), atol=1e-3)  # the new blocks start as the identity
+        for averaged in (True, False):  # the raw weights and their running average (what export uses)
+            before = model_from_checkpoint(shallow, averaged=averaged)
+            assert not torch.allclose(before(x), x, atol=1e-3)  # trained: not the identity it started as
+            # the new blocks start as the identity
+            assert torch.allclose(model_from_checkpoint(start, averaged=averaged)(x), before(x), atol=1e-3)
     assert trained.state_dict()["mid.2.conv2.weight"].abs().sum() > 0  # and then learn
     with pytest.raises(TrainingError, match="a teacher with fewer blocks"):  # never shallower, nor wider
         train(replace(cfg, init=str(tmp_path / "deep" / "last.pt"), out=str(tmp_path / "shallower")))
