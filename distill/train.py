@@ -101,9 +101,9 @@ def lr_at(cfg: TrainConfig, step: int, start: int = 0) -> float:
 def uses_bf16(precision: str, device: str) -> bool:
     """Whether a run computes in bf16 autocast (the weights, their average and the loss stay fp32).
 
-    'auto' takes bf16 on CUDA GPUs and on CPUs with AMX, on which oneDNN's bf16 convolutions
-    train the teacher about four times as fast as fp32; on other CPUs bf16 has not been measured
-    faster (without AVX-512 BF16 it is emulated), so they stay in fp32."""
+    'auto' takes bf16 on CUDA GPUs and on CPUs with AMX, whose tile instructions run oneDNN's
+    bf16 convolutions several times as fast as fp32 (CHANGELOG); on other CPUs bf16 has not been
+    measured faster (without AVX-512 BF16 it is emulated), so they stay in fp32."""
     if precision not in ("auto", "bf16", "fp32"):
         raise TrainingError(f"--precision {precision} is not one of auto, bf16, fp32")
     if precision == "auto":
@@ -389,7 +389,7 @@ def train(cfg: TrainConfig) -> Path:
         _load(model, ckpt["model"], grown)
         if adapter is not None and ckpt.get("adapter"):
             adapter.load_state_dict(ckpt["adapter"])
-    # oneDNN's and cuDNN's convolutions run fastest on NHWC tensors (students' steps by 1.6× on CPU).
+    # oneDNN's and cuDNN's convolutions run fastest on NHWC tensors.
     model.to(memory_format=torch.channels_last)
     averaged = copy.deepcopy(model).eval().requires_grad_(False) if cfg.average_decay else None
     if averaged is not None and ckpt.get(AVERAGED_KEY):
