@@ -203,13 +203,11 @@ def _load(model: nn.Module, state: dict[str, torch.Tensor], grown: bool) -> None
             wide["context.mid.weight"][:old, old:] = 0
         state = wide
     missing, unexpected = model.load_state_dict(state, strict=not grown)
-    new_blocks = tuple(
-        f"{name}." for name, m in model.named_modules() if isinstance(m, ResBlock) and f"{name}.conv1.weight" in missing
-    )
+    new_blocks = []
     for name, m in model.named_modules():
-        if f"{name}." in new_blocks:
-            assert isinstance(m, ResBlock)
+        if isinstance(m, ResBlock) and f"{name}.conv1.weight" in missing:
             m.identity_()
+            new_blocks.append(f"{name}.")
     if unexpected or any(not k.startswith(("context.", *new_blocks)) for k in missing):
         raise TrainingError(f"the checkpoint's weights do not fit this network ({(unexpected or missing)[0]})")
 

@@ -72,7 +72,7 @@ def test_teacher_training_lowers_the_loss_in_fp32_and_in_bf16(tmp_path):
         untrained = pool_l1(torch.nn.Identity(), cfg)  # untrained nets are the identity
         trained[precision] = model_from_checkpoint(last)
         assert pool_l1(trained[precision], cfg) < 0.97 * untrained
-        rows = [json.loads(line) for line in (Path(cfg.out) / "metrics.jsonl").read_text().splitlines()]
+        rows = read_metrics(Path(cfg.out) / "metrics.jsonl")
         assert any("val_psnr" in r for r in rows) and (Path(cfg.out) / "curves.png").stat().st_size > 0
     # The same seed and batches: only bf16 arithmetic makes the weights differ (autocast did run).
     fp32, bf16 = (trained[p].state_dict()["head.weight"] for p in ("fp32", "bf16"))
